@@ -1,0 +1,28 @@
+//! patrol keeps the personal access tokens (PATs) of SailPoint Identity Security Cloud
+//! tenants clean: it lists every token, judges each against a TOML policy, and reports or
+//! deletes the stale ones, with dry run by default and several safety rails in between.
+//!
+//! One audit run flows through the modules in this order:
+//!
+//! - [`config`]: the policy file, its validation and the secrets it points to;
+//! - [`isc`]: the API client (OAuth token cache, list, delete, retries, pacing);
+//! - [`policy`]: rules and matchers, the verdict for one token at one instant;
+//! - [`safety`]: exemptions, protections, grace periods and dry run, turning verdicts into
+//!   outcomes;
+//! - [`audit`]: one run of the pipeline for one tenant;
+//! - [`report`]: renderings of a run (table, JSON);
+//! - [`sim`]: the simulated tenant used by `patrol sim`, `patrol demo`, tests and
+//!   benchmarks.
+//!
+//! The binary in `main.rs` only parses arguments and wires these together through [`cli`].
+
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod isc;
+pub mod policy;
+pub mod report;
+pub mod safety;
+pub mod sim;
