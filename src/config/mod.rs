@@ -1,1 +1,98 @@
-//! config
+//! The policy file: schema, defaults, validation and the secrets it points to.
+//!
+//! Loading happens in two steps. `file` deserializes the TOML into types that mirror it and
+//! reject unknown keys; `build` checks every value and turns them into the typed
+//! [`Config`], collecting every problem with its line and key instead of stopping at the
+//! first one. Secrets are not read here: [`SecretSource::load`] reads them when a run needs
+//! them, and `check-config` calls it to tell whether they exist.
+
+mod build;
+pub mod duration;
+mod error;
+mod file;
+mod secret;
+
+pub use error::{ConfigError, Problem};
+pub use secret::{SecretError, SecretSource};
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::isc::ApiVersion;
+use crate::policy::Policy;
+use crate::safety::{Exemption, Settings};
+
+/// Where `patrol` looks for its policy file when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/patrol/patrol.toml";
+
+/// A loaded and validated policy file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub tenants: Vec<Tenant>,
+    pub schedule: Schedule,
+    pub safety: Settings,
+    pub metrics: Metrics,
+    pub state_dir: PathBuf,
+    pub policy: Policy,
+    pub exemptions: Vec<Exemption>,
+}
+
+/// One `[[tenant]]`: where its API is and how patrol authenticates.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    pub api_url: String,
+    pub api_version: ApiVersion,
+    pub client_id: String,
+    pub secret: SecretSource,
+    /// Audit only this identity's tokens (the API's `owner-id`); all owners when absent.
+    pub owner_id: Option<String>,
+    /// Requests per `rate_limit_window` for this client id; ISC documents 100 per 10 s.
+    pub rate_limit_requests: u32,
+    pub rate_limit_window: Duration,
+    pub request_timeout: Duration,
+    /// Upper bound on one whole run of this tenant, retries and waits included.
+    pub run_timeout: Duration,
+}
+
+/// The `[schedule]` of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub cron: String,
+    pub timezone: String,
+    pub run_on_start: bool,
+}
+
+/// The `[metrics]` endpoint of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    pub listen: SocketAddr,
+    pub max_token_series: usize,
+    /// Whether per-token info series carry free-text labels (token name, owner name).
+    pub token_labels: bool,
+}
+
+impl Config {
+    /// Reads and validates the policy file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates policy text; `path` is used in messages and to resolve relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        build::build(text, path)
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|tenant| tenant.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests;

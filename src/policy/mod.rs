@@ -1,1 +1,266 @@
-//! policy
+//! Rules and matchers: the verdict the policy gives one token at one instant.
+//!
+//! Evaluation is pure. The instant is a parameter, so the same token and policy always give
+//! the same verdict at the same instant, and `--as-of` needs nothing special. A token's
+//! verdict is the strongest action among all rules that match it (`delete` over `report`
+//! over `keep`), and every matching rule is recorded in file order. A rule matches when all
+//! of its conditions hold.
+//!
+//! `lastUsed` records when the token last minted an access token, moves at most once a day,
+//! and the minted access token then lives up to `accessTokenValiditySeconds`. A token
+//! therefore counts as unused for D only when `lastUsed + 1 day + accessTokenValiditySeconds`
+//! is older than D. Protections, exemptions and grace periods are left to `safety`.
+
+mod explain;
+
+pub use explain::{Condition, explain_rule};
+
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use regex::Regex;
+use serde::Serialize;
+
+use crate::isc::Token;
+
+/// How far `lastUsed` may lag behind the real last use, because the service updates it at
+/// most once a day.
+pub const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::days(1);
+
+/// What a rule asks for a token it matches. Ordered from weakest to strongest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Keep,
+    Report,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Keep => "keep",
+            Action::Report => "report",
+            Action::Delete => "delete",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Action> {
+        match text {
+            "keep" => Some(Action::Keep),
+            "report" => Some(Action::Report),
+            "delete" => Some(Action::Delete),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// The conditions of one rule; `None` means the condition is not used.
+#[derive(Debug, Clone, Default)]
+pub struct Matchers {
+    pub last_used_older_than: Option<TimeDelta>,
+    pub never_used: Option<bool>,
+    pub created_older_than: Option<TimeDelta>,
+    pub expires_within: Option<TimeDelta>,
+    pub expired: Option<bool>,
+    pub never_expires: Option<bool>,
+    /// Matches when the token has any of these scopes.
+    pub scope_includes: Option<Vec<String>>,
+    pub name_matches: Option<Regex>,
+    pub owner_name_matches: Option<Regex>,
+    pub owner_ids: Option<Vec<String>>,
+    pub managed: Option<bool>,
+}
+
+impl Matchers {
+    /// Number of conditions in use; a rule needs at least one.
+    pub fn count(&self) -> usize {
+        [
+            self.last_used_older_than.is_some(),
+            self.never_used.is_some(),
+            self.created_older_than.is_some(),
+            self.expires_within.is_some(),
+            self.expired.is_some(),
+            self.never_expires.is_some(),
+            self.scope_includes.is_some(),
+            self.name_matches.is_some(),
+            self.owner_name_matches.is_some(),
+            self.owner_ids.is_some(),
+            self.managed.is_some(),
+        ]
+        .into_iter()
+        .filter(|used| *used)
+        .count()
+    }
+}
+
+/// One `[[rule]]` of the policy.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub action: Action,
+    /// Free text from the policy file, shown by `check-config`.
+    pub description: Option<String>,
+    pub matchers: Matchers,
+}
+
+impl Rule {
+    /// Whether every condition of the rule holds for `token` at `now`.
+    pub fn matches(&self, token: &Token, now: DateTime<Utc>) -> bool {
+        let m = &self.matchers;
+        if let Some(age) = m.last_used_older_than
+            && !unused_for(token, age, now)
+        {
+            return false;
+        }
+        if let Some(expected) = m.never_used
+            && token.last_used.is_none() != expected
+        {
+            return false;
+        }
+        if let Some(age) = m.created_older_than
+            && token.created >= now - age
+        {
+            return false;
+        }
+        if let Some(window) = m.expires_within
+            && !expires_within(token, window, now)
+        {
+            return false;
+        }
+        if let Some(expected) = m.expired
+            && is_expired(token, now) != expected
+        {
+            return false;
+        }
+        if let Some(expected) = m.never_expires
+            && token.never_expires() != expected
+        {
+            return false;
+        }
+        if let Some(scopes) = &m.scope_includes
+            && !has_any_scope(token, scopes)
+        {
+            return false;
+        }
+        if let Some(pattern) = &m.name_matches
+            && !pattern.is_match(&token.name)
+        {
+            return false;
+        }
+        if let Some(pattern) = &m.owner_name_matches
+            && !token
+                .owner
+                .name
+                .as_deref()
+                .is_some_and(|name| pattern.is_match(name))
+        {
+            return false;
+        }
+        if let Some(ids) = &m.owner_ids
+            && !token
+                .owner
+                .id
+                .as_deref()
+                .is_some_and(|id| ids.iter().any(|candidate| candidate == id))
+        {
+            return false;
+        }
+        if let Some(expected) = m.managed
+            && token.managed != expected
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// The ordered rules of a policy.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub rules: Vec<Rule>,
+}
+
+/// What the policy says about one token: the strongest action among the matching rules,
+/// and the indexes of those rules in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgment {
+    pub verdict: Action,
+    pub rules: Vec<usize>,
+}
+
+impl Policy {
+    /// Judges `token` at `now`. A token that no rule matches is kept.
+    pub fn judge(&self, token: &Token, now: DateTime<Utc>) -> Judgment {
+        let mut verdict = Action::Keep;
+        let mut rules = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            if rule.matches(token, now) {
+                verdict = verdict.max(rule.action);
+                rules.push(index);
+            }
+        }
+        Judgment { verdict, rules }
+    }
+
+    pub fn rule_names(&self, judgment: &Judgment) -> Vec<String> {
+        judgment
+            .rules
+            .iter()
+            .map(|index| self.rules[*index].name.clone())
+            .collect()
+    }
+
+    /// The smallest `last_used_older_than` among rules that report or delete, which sets
+    /// how far back the server-side `lastUsed le` listing must reach.
+    pub fn shortest_unused_age(&self) -> Option<TimeDelta> {
+        self.rules
+            .iter()
+            .filter(|rule| rule.action > Action::Keep)
+            .filter_map(|rule| rule.matchers.last_used_older_than)
+            .min()
+    }
+}
+
+/// The instant after which the token may still have been in use: `lastUsed` plus the
+/// one-day granularity plus the lifetime of the access token it last minted.
+pub fn last_possible_use(token: &Token) -> Option<DateTime<Utc>> {
+    let validity = TimeDelta::seconds(i64::from(token.access_token_validity_seconds()));
+    token
+        .last_used
+        .map(|last_used| last_used + LAST_USED_GRANULARITY + validity)
+}
+
+/// Whether the token has certainly not been used for `age` at `now`. A token that was never
+/// used has no `lastUsed` and does not match: `never_used` covers it.
+pub fn unused_for(token: &Token, age: TimeDelta, now: DateTime<Utc>) -> bool {
+    last_possible_use(token).is_some_and(|last| last < now - age)
+}
+
+pub fn is_expired(token: &Token, now: DateTime<Utc>) -> bool {
+    token.expiration_date.is_some_and(|expiry| expiry <= now)
+}
+
+/// Whether the token expires after `now` but within `window`. Tokens already expired do not
+/// match: `expired` covers them.
+pub fn expires_within(token: &Token, window: TimeDelta, now: DateTime<Utc>) -> bool {
+    token
+        .expiration_date
+        .is_some_and(|expiry| expiry > now && expiry <= now + window)
+}
+
+fn has_any_scope(token: &Token, scopes: &[String]) -> bool {
+    token
+        .scope
+        .as_deref()
+        .is_some_and(|held| held.iter().any(|scope| scopes.contains(scope)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,736 @@
+//! Validation of the policy file: every value checked, every problem collected.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use regex::Regex;
+use toml::Spanned;
+
+use super::duration::{parse_duration, parse_instant};
+use super::error::{ConfigError, Locator, Problem};
+use super::{Config, Metrics, Schedule, SecretSource, Tenant, file};
+use crate::isc::ApiVersion;
+use crate::policy::{Action, Matchers, Policy, Rule};
+use crate::safety::{Exemption, Settings};
+
+/// `lastUsed` moves at most once a day, so a shorter staleness threshold would judge
+/// tokens that are in daily use as unused.
+const MIN_LAST_USED_AGE: TimeDelta = TimeDelta::days(2);
+
+const DEFAULT_CRON: &str = "15 3 * * *";
+const DEFAULT_STATE_DIR: &str = "/var/lib/patrol";
+const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+const DEFAULT_MAX_TOKEN_SERIES: usize = 1_000;
+const DEFAULT_RATE_LIMIT: u32 = 100;
+const DEFAULT_RATE_LIMIT_WINDOW: Duration = Duration::from_secs(10);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let locator = Locator::new(text);
+    let raw = parse_file(text, &locator).map_err(|problem| ConfigError::Invalid {
+        path: path.to_owned(),
+        problems: vec![problem],
+    })?;
+
+    let mut checker = Checker {
+        locator,
+        problems: Vec::new(),
+        base_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+    };
+    let tenants = checker.tenants(&raw.tenant);
+    let schedule = checker.schedule(raw.schedule.as_ref());
+    let safety = checker.safety(raw.safety.as_ref());
+    let metrics = checker.metrics(raw.metrics.as_ref());
+    let state_dir = checker.state_dir(raw.state.as_ref());
+    let policy = checker.rules(&raw.rule);
+    let exemptions = checker.exemptions(&raw.exemption);
+
+    if !checker.problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            problems: checker.problems,
+        });
+    }
+    Ok(Config {
+        path: path.to_owned(),
+        tenants,
+        schedule,
+        safety,
+        metrics,
+        state_dir,
+        policy,
+        exemptions,
+    })
+}
+
+/// Deserializes the TOML, turning a syntax or schema error into one located problem.
+fn parse_file(text: &str, locator: &Locator<'_>) -> Result<file::File, Problem> {
+    let deserializer =
+        toml::Deserializer::parse(text).map_err(|error| toml_problem(&error, "", locator))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let key = error
+            .path()
+            .to_string()
+            .replace("$__serde_spanned_private_value.", "");
+        let key = if key == "." { String::new() } else { key };
+        toml_problem(error.inner(), &key, locator)
+    })
+}
+
+fn toml_problem(error: &toml::de::Error, key: &str, locator: &Locator<'_>) -> Problem {
+    let (line, column) = error
+        .span()
+        .map_or((0, 0), |span| locator.position(span.start));
+    Problem {
+        line,
+        column,
+        key: key.to_owned(),
+        message: error.message().trim().to_owned(),
+    }
+}
+
+struct Checker<'a> {
+    locator: Locator<'a>,
+    problems: Vec<Problem>,
+    base_dir: PathBuf,
+}
+
+impl Checker<'_> {
+    fn report<T>(
+        &mut self,
+        value: &Spanned<T>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let problem = self.locator.problem(value.span(), key, message);
+        self.problems.push(problem);
+    }
+
+    fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<TimeDelta> {
+        match parse_duration(value.get_ref()) {
+            Ok(duration) => Some(duration),
+            Err(message) => {
+                self.report(value, key, message);
+                None
+            }
+        }
+    }
+
+    fn positive_duration(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
+        let Some(value) = value else { return default };
+        match self.duration(value, key) {
+            Some(duration) if duration > TimeDelta::zero() => duration.to_std().unwrap_or(default),
+            Some(_) => {
+                self.report(value, key, "must be longer than 0s");
+                default
+            }
+            None => default,
+        }
+    }
+
+    fn regex(&mut self, value: &Spanned<String>, key: &str) -> Option<Regex> {
+        match Regex::new(value.get_ref()) {
+            Ok(regex) => Some(regex),
+            Err(error) => {
+                let detail = error
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .to_owned();
+                self.report(value, key, format!("invalid regular expression: {detail}"));
+                None
+            }
+        }
+    }
+
+    fn tenants(&mut self, raw: &[Spanned<file::Tenant>]) -> Vec<Tenant> {
+        if raw.is_empty() {
+            self.problems.push(Problem {
+                line: 0,
+                column: 0,
+                key: "tenant".into(),
+                message: "no [[tenant]] is configured; add one with name, api_url, client_id \
+                          and a client secret source"
+                    .into(),
+            });
+        }
+        let mut tenants = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for (index, spanned) in raw.iter().enumerate() {
+            let tenant = spanned.get_ref();
+            let key = |field: &str| format!("tenant[{index}].{field}");
+
+            let name = tenant.name.get_ref().clone();
+            if !is_valid_tenant_name(&name) {
+                self.report(
+                    &tenant.name,
+                    key("name"),
+                    format!(
+                        "invalid tenant name \"{name}\": use letters, digits, '.', '_' and '-', \
+                         starting with a letter or digit (it names the state directory)"
+                    ),
+                );
+            } else if names.contains(&name) {
+                self.report(
+                    &tenant.name,
+                    key("name"),
+                    format!("duplicate tenant name \"{name}\""),
+                );
+            }
+            names.push(name.clone());
+
+            let api_url = tenant.api_url.get_ref().trim_end_matches('/').to_owned();
+            if let Err(message) = check_api_url(&api_url) {
+                self.report(&tenant.api_url, key("api_url"), message);
+            }
+
+            let api_version = match &tenant.api_version {
+                None => ApiVersion::V3,
+                Some(value) => match parse_api_version(value.get_ref()) {
+                    Some(version) => version,
+                    None => {
+                        self.report(
+                            value,
+                            key("api_version"),
+                            format!(
+                                "unknown API version \"{}\", expected one of v3, beta, v2024, \
+                                 v2025, v2026, v1",
+                                value.get_ref()
+                            ),
+                        );
+                        ApiVersion::V3
+                    }
+                },
+            };
+
+            let client_id = tenant.client_id.get_ref().clone();
+            if client_id.is_empty() || client_id.chars().any(char::is_whitespace) {
+                self.report(
+                    &tenant.client_id,
+                    key("client_id"),
+                    "must be the auditor token's id: non-empty, without spaces",
+                );
+            }
+
+            let secret = self.secret_source(spanned, index);
+            let rate_limit_requests = match &tenant.rate_limit {
+                None => DEFAULT_RATE_LIMIT,
+                Some(value) => match u32::try_from(*value.get_ref()) {
+                    Ok(limit) if (1..=10_000).contains(&limit) => limit,
+                    _ => {
+                        self.report(
+                            value,
+                            key("rate_limit"),
+                            "must be between 1 and 10000 requests per window",
+                        );
+                        DEFAULT_RATE_LIMIT
+                    }
+                },
+            };
+            let rate_limit_window = self.positive_duration(
+                tenant.rate_limit_window.as_ref(),
+                &key("rate_limit_window"),
+                DEFAULT_RATE_LIMIT_WINDOW,
+            );
+            let request_timeout = self.positive_duration(
+                tenant.request_timeout.as_ref(),
+                &key("request_timeout"),
+                DEFAULT_REQUEST_TIMEOUT,
+            );
+            let run_timeout = self.positive_duration(
+                tenant.run_timeout.as_ref(),
+                &key("run_timeout"),
+                DEFAULT_RUN_TIMEOUT,
+            );
+
+            let owner_id = tenant
+                .owner_id
+                .as_ref()
+                .map(|value| value.get_ref().clone());
+            if let (Some(value), Some(id)) = (&tenant.owner_id, &owner_id)
+                && id.is_empty()
+            {
+                self.report(
+                    value,
+                    key("owner_id"),
+                    "must not be empty; remove it to audit every owner",
+                );
+            }
+
+            if let Some(secret) = secret {
+                tenants.push(Tenant {
+                    name,
+                    api_url,
+                    api_version,
+                    client_id,
+                    secret,
+                    owner_id,
+                    rate_limit_requests,
+                    rate_limit_window,
+                    request_timeout,
+                    run_timeout,
+                });
+            }
+        }
+        tenants
+    }
+
+    fn secret_source(
+        &mut self,
+        spanned: &Spanned<file::Tenant>,
+        index: usize,
+    ) -> Option<SecretSource> {
+        let tenant = spanned.get_ref();
+        let mut sources = Vec::new();
+        if let Some(name) = &tenant.client_secret_env {
+            if name.get_ref().is_empty() {
+                self.report(
+                    name,
+                    format!("tenant[{index}].client_secret_env"),
+                    "must name an environment variable",
+                );
+            }
+            sources.push(SecretSource::Env(name.get_ref().clone()));
+        }
+        if let Some(path) = &tenant.client_secret_file {
+            let path = PathBuf::from(path.get_ref());
+            let path = if path.is_relative() {
+                self.base_dir.join(path)
+            } else {
+                path
+            };
+            sources.push(SecretSource::File(path));
+        }
+        if let Some(name) = &tenant.client_secret_credential {
+            if name.get_ref().is_empty() || name.get_ref().contains('/') {
+                self.report(
+                    name,
+                    format!("tenant[{index}].client_secret_credential"),
+                    "must be a credential name without '/'",
+                );
+            }
+            sources.push(SecretSource::Credential(name.get_ref().clone()));
+        }
+        match sources.len() {
+            1 => sources.pop(),
+            0 => {
+                self.report(
+                    spanned,
+                    format!("tenant[{index}]"),
+                    "no client secret source: set one of client_secret_env, client_secret_file \
+                     or client_secret_credential",
+                );
+                None
+            }
+            _ => {
+                self.report(
+                    spanned,
+                    format!("tenant[{index}]"),
+                    "more than one client secret source: keep only one of client_secret_env, \
+                     client_secret_file and client_secret_credential",
+                );
+                None
+            }
+        }
+    }
+
+    fn schedule(&mut self, raw: Option<&Spanned<file::Schedule>>) -> Schedule {
+        let raw = raw.map(Spanned::get_ref);
+        let cron = raw.and_then(|schedule| schedule.cron.as_ref());
+        let timezone = raw.and_then(|schedule| schedule.timezone.as_ref());
+        if let Some(cron) = cron
+            && cron.get_ref().trim().is_empty()
+        {
+            self.report(
+                cron,
+                "schedule.cron",
+                "must not be empty; for example \"15 3 * * *\"",
+            );
+        }
+        Schedule {
+            cron: cron.map_or(DEFAULT_CRON.to_owned(), |cron| {
+                cron.get_ref().trim().to_owned()
+            }),
+            timezone: timezone.map_or("UTC".to_owned(), |zone| zone.get_ref().clone()),
+            run_on_start: raw
+                .and_then(|schedule| schedule.run_on_start)
+                .unwrap_or(false),
+        }
+    }
+
+    fn safety(&mut self, raw: Option<&Spanned<file::Safety>>) -> Settings {
+        let defaults = Settings::default();
+        let Some(raw) = raw.map(Spanned::get_ref) else {
+            return defaults;
+        };
+        let non_negative =
+            |checker: &mut Self, value: Option<&Spanned<String>>, key: &str, default: TimeDelta| {
+                let Some(value) = value else { return default };
+                match checker.duration(value, key) {
+                    Some(duration) => duration,
+                    None => default,
+                }
+            };
+        let min_token_age = non_negative(
+            self,
+            raw.min_token_age.as_ref(),
+            "safety.min_token_age",
+            defaults.min_token_age,
+        );
+        let grace_period = non_negative(
+            self,
+            raw.grace_period.as_ref(),
+            "safety.grace_period",
+            defaults.grace_period,
+        );
+        let max_clock_skew = non_negative(
+            self,
+            raw.max_clock_skew.as_ref(),
+            "safety.max_clock_skew",
+            defaults.max_clock_skew,
+        );
+        if let Some(value) = &raw.max_clock_skew
+            && max_clock_skew <= TimeDelta::zero()
+        {
+            self.report(value, "safety.max_clock_skew", "must be longer than 0s");
+        }
+
+        let max_deletions_per_run = match &raw.max_deletions_per_run {
+            None => defaults.max_deletions_per_run,
+            Some(value) => match usize::try_from(*value.get_ref()) {
+                Ok(count) => count,
+                Err(_) => {
+                    self.report(value, "safety.max_deletions_per_run", "must be 0 or more");
+                    defaults.max_deletions_per_run
+                }
+            },
+        };
+        let max_deletion_percent = match &raw.max_deletion_percent {
+            None => defaults.max_deletion_percent,
+            Some(value) => {
+                let percent = *value.get_ref();
+                if !(0.0..=100.0).contains(&percent) {
+                    self.report(
+                        value,
+                        "safety.max_deletion_percent",
+                        format!("{percent} is out of range: use a percentage from 0 to 100"),
+                    );
+                }
+                percent
+            }
+        };
+        Settings {
+            dry_run: raw.dry_run.unwrap_or(defaults.dry_run),
+            protect_managed: raw.protect_managed.unwrap_or(defaults.protect_managed),
+            min_token_age,
+            grace_period,
+            max_deletions_per_run,
+            max_deletion_percent,
+            max_clock_skew,
+        }
+    }
+
+    fn metrics(&mut self, raw: Option<&Spanned<file::Metrics>>) -> Metrics {
+        let raw = raw.map(Spanned::get_ref);
+        let listen = match raw.and_then(|metrics| metrics.listen.as_ref()) {
+            None => DEFAULT_METRICS_LISTEN
+                .parse()
+                .expect("valid default address"),
+            Some(value) => {
+                match value.get_ref().parse::<SocketAddr>() {
+                    Ok(address) => address,
+                    Err(_) => {
+                        self.report(
+                        value,
+                        "metrics.listen",
+                        format!("invalid address \"{}\", expected IP:PORT such as \"127.0.0.1:9464\"", value.get_ref()),
+                    );
+                        DEFAULT_METRICS_LISTEN
+                            .parse()
+                            .expect("valid default address")
+                    }
+                }
+            }
+        };
+        let max_token_series = match raw.and_then(|metrics| metrics.max_token_series.as_ref()) {
+            None => DEFAULT_MAX_TOKEN_SERIES,
+            Some(value) => match usize::try_from(*value.get_ref()) {
+                Ok(count) => count,
+                Err(_) => {
+                    self.report(value, "metrics.max_token_series", "must be 0 or more");
+                    DEFAULT_MAX_TOKEN_SERIES
+                }
+            },
+        };
+        Metrics {
+            listen,
+            max_token_series,
+            token_labels: raw.and_then(|metrics| metrics.token_labels).unwrap_or(true),
+        }
+    }
+
+    fn state_dir(&mut self, raw: Option<&Spanned<file::State>>) -> PathBuf {
+        match raw.and_then(|state| state.get_ref().dir.as_ref()) {
+            Some(dir) if dir.get_ref().is_empty() => {
+                self.report(dir, "state.dir", "must not be empty");
+                PathBuf::from(DEFAULT_STATE_DIR)
+            }
+            Some(dir) => {
+                let path = PathBuf::from(dir.get_ref());
+                if path.is_relative() {
+                    self.base_dir.join(path)
+                } else {
+                    path
+                }
+            }
+            // systemd sets STATE_DIRECTORY for units with StateDirectory=.
+            None => std::env::var_os("STATE_DIRECTORY")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        }
+    }
+
+    fn rules(&mut self, raw: &[Spanned<file::Rule>]) -> Policy {
+        let mut rules = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for (index, spanned) in raw.iter().enumerate() {
+            let rule = spanned.get_ref();
+            let key = |field: &str| format!("rule[{index}].{field}");
+
+            let name = rule.name.get_ref().clone();
+            if name.trim().is_empty() {
+                self.report(&rule.name, key("name"), "must not be empty");
+            } else if names.contains(&name) {
+                self.report(
+                    &rule.name,
+                    key("name"),
+                    format!("duplicate rule name \"{name}\"; rule names must be unique"),
+                );
+            }
+            names.push(name.clone());
+
+            let action = Action::parse(rule.action.get_ref());
+            if action.is_none() {
+                self.report(
+                    &rule.action,
+                    key("action"),
+                    format!(
+                        "unknown action \"{}\", expected one of keep, report, delete",
+                        rule.action.get_ref()
+                    ),
+                );
+            }
+
+            let mut matchers = Matchers {
+                never_used: rule.never_used,
+                expired: rule.expired,
+                never_expires: rule.never_expires,
+                managed: rule.managed,
+                ..Matchers::default()
+            };
+            if let Some(value) = &rule.last_used_older_than {
+                matchers.last_used_older_than = self.duration(value, &key("last_used_older_than"));
+                if let Some(age) = matchers.last_used_older_than
+                    && age < MIN_LAST_USED_AGE
+                {
+                    self.report(
+                        value,
+                        key("last_used_older_than"),
+                        "must be at least 2d: lastUsed is updated at most once a day, so a \
+                         shorter threshold flags tokens that are in daily use",
+                    );
+                }
+            }
+            if let Some(value) = &rule.created_older_than {
+                matchers.created_older_than = self.duration(value, &key("created_older_than"));
+            }
+            if let Some(value) = &rule.expires_within {
+                matchers.expires_within = self.duration(value, &key("expires_within"));
+            }
+            if let Some(value) = &rule.name_matches {
+                matchers.name_matches = self.regex(value, &key("name_matches"));
+            }
+            if let Some(value) = &rule.owner_name_matches {
+                matchers.owner_name_matches = self.regex(value, &key("owner_name_matches"));
+            }
+            if let Some(value) = &rule.scope_includes {
+                if value.get_ref().is_empty() {
+                    self.report(value, key("scope_includes"), "must list at least one scope");
+                }
+                matchers.scope_includes = Some(value.get_ref().clone());
+            }
+            if let Some(value) = &rule.owner_ids {
+                if value.get_ref().is_empty() {
+                    self.report(
+                        value,
+                        key("owner_ids"),
+                        "must list at least one identity id",
+                    );
+                }
+                matchers.owner_ids = Some(value.get_ref().clone());
+            }
+            let declared = [
+                rule.last_used_older_than.is_some(),
+                rule.never_used.is_some(),
+                rule.created_older_than.is_some(),
+                rule.expires_within.is_some(),
+                rule.expired.is_some(),
+                rule.never_expires.is_some(),
+                rule.scope_includes.is_some(),
+                rule.name_matches.is_some(),
+                rule.owner_name_matches.is_some(),
+                rule.owner_ids.is_some(),
+                rule.managed.is_some(),
+            ];
+            if !declared.contains(&true) {
+                self.report(
+                    &rule.name,
+                    format!("rule[{index}]"),
+                    format!(
+                        "rule \"{name}\" has no condition, so it would match every token; add \
+                         at least one, such as last_used_older_than = \"90d\""
+                    ),
+                );
+            }
+
+            if let Some(action) = action {
+                rules.push(Rule {
+                    name,
+                    action,
+                    description: rule.description.clone(),
+                    matchers,
+                });
+            }
+        }
+        Policy { rules }
+    }
+
+    fn exemptions(&mut self, raw: &[Spanned<file::Exemption>]) -> Vec<Exemption> {
+        let mut exemptions = Vec::new();
+        for (index, spanned) in raw.iter().enumerate() {
+            let exemption = spanned.get_ref();
+            let key = |field: &str| format!("exemption[{index}].{field}");
+
+            if exemption.token_id.is_none()
+                && exemption.owner_id.is_none()
+                && exemption.name_matches.is_none()
+            {
+                self.report(
+                    spanned,
+                    format!("exemption[{index}]"),
+                    "selects nothing: set token_id, owner_id or name_matches",
+                );
+            }
+            let reason = match &exemption.reason {
+                Some(reason) if !reason.get_ref().trim().is_empty() => {
+                    reason.get_ref().trim().to_owned()
+                }
+                Some(reason) => {
+                    self.report(
+                        reason,
+                        key("reason"),
+                        "must not be empty: say why the token is kept and who agreed",
+                    );
+                    String::new()
+                }
+                None => {
+                    self.report(
+                        spanned,
+                        key("reason"),
+                        "missing: every exemption needs a reason saying why the token is kept",
+                    );
+                    String::new()
+                }
+            };
+            let name_matches = exemption
+                .name_matches
+                .as_ref()
+                .and_then(|value| self.regex(value, &key("name_matches")));
+            let until =
+                exemption
+                    .until
+                    .as_ref()
+                    .and_then(|value| match parse_instant(value.get_ref()) {
+                        Ok(instant) => Some(instant),
+                        Err(message) => {
+                            self.report(value, key("until"), message);
+                            None
+                        }
+                    });
+            exemptions.push(Exemption {
+                token_id: exemption
+                    .token_id
+                    .as_ref()
+                    .map(|value| value.get_ref().clone()),
+                owner_id: exemption
+                    .owner_id
+                    .as_ref()
+                    .map(|value| value.get_ref().clone()),
+                name_matches,
+                reason,
+                until,
+            });
+        }
+        exemptions
+    }
+}
+
+fn is_valid_tenant_name(name: &str) -> bool {
+    let mut characters = name.chars();
+    characters
+        .next()
+        .is_some_and(|first| first.is_ascii_alphanumeric())
+        && characters
+            .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character))
+}
+
+fn parse_api_version(text: &str) -> Option<ApiVersion> {
+    match text {
+        "v3" => Some(ApiVersion::V3),
+        "beta" => Some(ApiVersion::Beta),
+        "v2024" => Some(ApiVersion::V2024),
+        "v2025" => Some(ApiVersion::V2025),
+        "v2026" => Some(ApiVersion::V2026),
+        "v1" => Some(ApiVersion::V1),
+        _ => None,
+    }
+}
+
+/// Accepts `https://` URLs, and `http://` only for loopback hosts, where tests and the
+/// simulated tenant run.
+fn check_api_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text).map_err(|error| {
+        format!("invalid URL \"{text}\" ({error}), expected for example \"https://acme.api.identitynow.com\"")
+    })?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("URL \"{text}\" must not have a query or fragment"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(&url) => Ok(()),
+        "http" => Err(format!(
+            "plain http is allowed only for loopback addresses, and \"{text}\" is not one; use https://"
+        )),
+        scheme => Err(format!(
+            "unsupported scheme \"{scheme}\" in \"{text}\"; use https://"
+        )),
+    }
+}
+
+fn is_loopback_host(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(address)) => IpAddr::V4(address).is_loopback(),
+        Some(url::Host::Ipv6(address)) => IpAddr::V6(address).is_loopback(),
+        None => false,
+    }
+}
