@@ -26,3 +26,4 @@ pub mod policy;
 pub mod report;
 pub mod safety;
 pub mod sim;
+pub mod state;

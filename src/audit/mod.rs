@@ -1,1 +1,466 @@
-//! audit
+//! One audit run of one tenant: list, judge, apply the safety rails, delete, record.
+//!
+//! The run reads top to bottom in [`run_tenant`]. Every token is judged locally; ids are
+//! collected in full before the first delete; each delete is written to the audit log
+//! before its request and after it; the first-flagged times are saved before any delete
+//! and again after the last one. A forecast (`--as-of`) reads the state but writes nothing
+//! and deletes nothing.
+
+mod delete;
+mod listing;
+
+pub use listing::is_unreachable;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::config::{Config, Tenant};
+use crate::isc::{Client, IscError, RequestStats, Token};
+use crate::policy::{Action, LAST_USED_GRANULARITY};
+use crate::safety::{
+    self, Assessment, Breaker, BreakerInputs, Context, Outcome, Protection, check_breakers,
+};
+use crate::state::{AuditLog, Event, StateError, TenantState};
+
+/// How one run is carried out.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The instant the policy is evaluated at.
+    pub now: DateTime<Utc>,
+    /// A forecast at a given instant: read the state, write nothing, delete nothing.
+    pub forecast: bool,
+    pub dry_run: bool,
+    /// Deletes in flight at once; the client's pacing still bounds the request rate.
+    pub delete_concurrency: usize,
+}
+
+/// Why a run could not judge the tenant at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("tenant {tenant} is unreachable or rejected patrol's credentials: {source}")]
+    Unreachable {
+        tenant: String,
+        #[source]
+        source: IscError,
+    },
+    #[error("tenant {tenant}: {source}")]
+    State {
+        tenant: String,
+        #[source]
+        source: StateError,
+    },
+}
+
+/// The exemption that decided a token's outcome, or that no longer applies.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExemptionNote {
+    pub selector: String,
+    pub reason: String,
+    pub until: Option<DateTime<Utc>>,
+    pub expired: bool,
+}
+
+/// What one run decided and did for one token.
+#[derive(Debug, Clone)]
+pub struct TokenResult {
+    pub token: Token,
+    pub verdict: Action,
+    pub outcome: Outcome,
+    pub rules: Vec<String>,
+    pub protections: Vec<Protection>,
+    pub exemption: Option<ExemptionNote>,
+    pub first_flagged: Option<DateTime<Utc>>,
+    pub grace_until: Option<DateTime<Utc>>,
+    /// The cause of a failed delete.
+    pub error: Option<String>,
+}
+
+/// The effective cutoff of one `last_used_older_than` rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cutoff {
+    pub rule: String,
+    pub last_used_older_than: String,
+    /// `now - last_used_older_than`: the last possible use must be before this instant.
+    pub cutoff: DateTime<Utc>,
+    /// For a token with the default 12 h access token validity: lastUsed must be before
+    /// this instant (the cutoff minus one day of granularity and the validity).
+    pub last_used_before_default_validity: DateTime<Utc>,
+}
+
+/// Facts about the listings of a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ListingSummary {
+    pub listed: usize,
+    pub judged: usize,
+    pub last_used_le: Option<DateTime<Utc>>,
+    pub last_used_le_count: Option<usize>,
+    pub never_used_count: Option<usize>,
+    pub duplicates: usize,
+    pub filter_disagreements: usize,
+    pub clock_skew_seconds: Option<i64>,
+    pub problem: Option<String>,
+}
+
+/// The result of one run of one tenant.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub run_id: String,
+    pub tenant: String,
+    pub as_of: DateTime<Utc>,
+    pub dry_run: bool,
+    pub forecast: bool,
+    pub started_at: DateTime<Utc>,
+    pub duration: Duration,
+    pub cutoffs: Vec<Cutoff>,
+    pub listing: ListingSummary,
+    pub breaker: Option<Breaker>,
+    pub max_deletions_per_run: usize,
+    pub tokens: Vec<TokenResult>,
+    pub requests: RequestStats,
+}
+
+impl Run {
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.tokens
+            .iter()
+            .filter(|token| token.outcome == outcome)
+            .count()
+    }
+
+    pub fn count_verdict(&self, verdict: Action) -> usize {
+        self.tokens
+            .iter()
+            .filter(|token| token.verdict == verdict)
+            .count()
+    }
+}
+
+/// Audits one tenant once.
+pub async fn run_tenant(
+    config: &Config,
+    tenant: &Tenant,
+    client: &Client,
+    options: &RunOptions,
+) -> Result<Run, RunError> {
+    let started = tokio::time::Instant::now();
+    let started_at = Utc::now();
+    let now = options.now;
+    let run_id = new_run_id();
+    let state_error = |source| RunError::State {
+        tenant: tenant.name.clone(),
+        source,
+    };
+
+    let mut state = TenantState::open(&config.state_dir, &tenant.name).map_err(state_error)?;
+    let mut log = if options.forecast {
+        None
+    } else {
+        Some(AuditLog::open(state.dir()).map_err(state_error)?)
+    };
+    let dry_run = options.dry_run || options.forecast;
+    record(
+        &mut log,
+        Event {
+            details: Some(serde_json::json!({ "dry_run": dry_run, "as_of": now })),
+            ..Event::new("run_started", &run_id, &tenant.name)
+        },
+    );
+    tracing::info!(tenant = %tenant.name, run_id = %run_id, dry_run, as_of = %now, "run started");
+
+    let client = client.with_deadline(started + tenant.run_timeout);
+    let listed = match listing::list_tenant(
+        &client,
+        tenant.owner_id.as_deref(),
+        &config.policy,
+        now,
+    )
+    .await
+    {
+        Ok(listed) => listed,
+        Err(source) => {
+            record(
+                &mut log,
+                Event {
+                    message: Some(source.to_string()),
+                    ..Event::new("run_failed", &run_id, &tenant.name)
+                },
+            );
+            return Err(RunError::Unreachable {
+                tenant: tenant.name.clone(),
+                source,
+            });
+        }
+    };
+
+    // Judge every token and decide its outcome before the run-wide rails.
+    let context = Context {
+        settings: &config.safety,
+        exemptions: &config.exemptions,
+        client_id: &tenant.client_id,
+        now,
+    };
+    let mut judgments = Vec::with_capacity(listed.tokens.len());
+    let mut assessments = Vec::with_capacity(listed.tokens.len());
+    for token in &listed.tokens {
+        let judgment = config.policy.judge(token, now);
+        let first_flagged = state.first_flagged.get(&token.id).copied();
+        assessments.push(safety::assess(token, &judgment, first_flagged, &context));
+        judgments.push(judgment);
+    }
+
+    let due = assessments
+        .iter()
+        .filter(|a| a.outcome == Outcome::Due)
+        .count();
+    let breaker = check_breakers(
+        &BreakerInputs {
+            due,
+            listed: listed.listed,
+            clock_skew: listed.clock_skew,
+            listing_problem: listed.problem.clone(),
+            state_problem: state.problem.clone(),
+        },
+        &config.safety,
+    );
+    if let Some(breaker) = &breaker {
+        tracing::error!(tenant = %tenant.name, breaker = breaker.kind(), "breaker tripped, no token is deleted in this run: {breaker}");
+        record(
+            &mut log,
+            Event {
+                message: Some(breaker.to_string()),
+                details: Some(serde_json::json!({ "breaker": breaker.kind() })),
+                ..Event::new("breaker_tripped", &run_id, &tenant.name)
+            },
+        );
+    }
+    let order = safety::plan(
+        &listed.tokens,
+        &mut assessments,
+        &config.safety,
+        dry_run,
+        breaker.as_ref(),
+    );
+
+    // Record first-flagged times before any delete, so a crash cannot lose them.
+    let newly_flagged = update_first_flagged(&mut state, &listed, &assessments);
+    if !options.forecast {
+        for index in newly_flagged {
+            record(
+                &mut log,
+                Event {
+                    token: Some(&listed.tokens[index]),
+                    rules: config.policy.rule_names(&judgments[index]),
+                    ..Event::new("token_flagged", &run_id, &tenant.name)
+                },
+            );
+        }
+        state.save().map_err(state_error)?;
+    }
+
+    let mut errors: BTreeMap<usize, String> = BTreeMap::new();
+    if !order.is_empty() {
+        let log = log.as_mut().expect("deletes never happen in a forecast");
+        let results = delete::delete_all(
+            &client,
+            &listed.tokens,
+            &order,
+            &judgments,
+            &config.policy,
+            log,
+            &run_id,
+            &tenant.name,
+            options.delete_concurrency,
+        )
+        .await;
+        for (index, result) in results {
+            assessments[index].outcome = result.outcome;
+            if matches!(result.outcome, Outcome::Deleted | Outcome::Gone) {
+                state.first_flagged.remove(&listed.tokens[index].id);
+            }
+            if let Some(error) = result.error {
+                errors.insert(index, error);
+            }
+        }
+        state.save().map_err(state_error)?;
+    }
+
+    let tokens = collect_results(
+        config,
+        listed.tokens.clone(),
+        &judgments,
+        assessments,
+        &mut errors,
+    );
+    let run = Run {
+        run_id,
+        tenant: tenant.name.clone(),
+        as_of: now,
+        dry_run,
+        forecast: options.forecast,
+        started_at,
+        duration: started.elapsed(),
+        cutoffs: cutoffs(config, now),
+        listing: ListingSummary {
+            listed: listed.listed,
+            judged: listed.tokens.len(),
+            last_used_le: listed.last_used_le,
+            last_used_le_count: listed.last_used_le_count,
+            never_used_count: listed.never_used_count,
+            duplicates: listed.duplicates,
+            filter_disagreements: listed.filter_disagreements,
+            clock_skew_seconds: listed.clock_skew.map(|skew| skew.num_seconds()),
+            problem: listed.problem.clone(),
+        },
+        breaker,
+        max_deletions_per_run: config.safety.max_deletions_per_run,
+        tokens,
+        requests: client.stats(),
+    };
+
+    record(
+        &mut log,
+        Event {
+            details: Some(serde_json::json!({
+                "listed": run.listing.listed,
+                "flagged": run.tokens.iter().filter(|t| t.verdict != Action::Keep).count(),
+                "deleted": run.count(Outcome::Deleted),
+                "gone": run.count(Outcome::Gone),
+                "failed": run.count(Outcome::Failed),
+                "breaker": run.breaker.as_ref().map(Breaker::kind),
+            })),
+            ..Event::new("run_finished", &run.run_id, &tenant.name)
+        },
+    );
+    tracing::info!(
+        tenant = %run.tenant,
+        run_id = %run.run_id,
+        listed = run.listing.listed,
+        report = run.count_verdict(Action::Report),
+        delete = run.count_verdict(Action::Delete),
+        grace = run.count(Outcome::Grace),
+        deleted = run.count(Outcome::Deleted),
+        gone = run.count(Outcome::Gone),
+        failed = run.count(Outcome::Failed),
+        deferred = run.count(Outcome::Deferred),
+        held = run.count(Outcome::Held),
+        duration_ms = run.duration.as_millis() as u64,
+        "run finished"
+    );
+    Ok(run)
+}
+
+/// Keeps the first-flagged time of every token still flagged for deletion, drops the rest,
+/// and returns the indexes of tokens flagged for the first time.
+fn update_first_flagged(
+    state: &mut TenantState,
+    listed: &listing::Listed,
+    assessments: &[Assessment],
+) -> Vec<usize> {
+    let mut newly_flagged = Vec::new();
+    let mut kept = BTreeMap::new();
+    for (index, (token, assessment)) in listed.tokens.iter().zip(assessments).enumerate() {
+        if let Some(first) = assessment.first_flagged {
+            if !state.first_flagged.contains_key(&token.id) {
+                newly_flagged.push(index);
+            }
+            kept.insert(token.id.clone(), first);
+        }
+    }
+    // Tokens the listing did not show are kept only when it may have missed them.
+    if !listed.complete || listed.problem.is_some() {
+        let seen: std::collections::HashSet<&str> = listed
+            .tokens
+            .iter()
+            .map(|token| token.id.as_str())
+            .collect();
+        for (id, first) in &state.first_flagged {
+            if !seen.contains(id.as_str()) {
+                kept.insert(id.clone(), *first);
+            }
+        }
+    }
+    state.first_flagged = kept;
+    newly_flagged
+}
+
+fn collect_results(
+    config: &Config,
+    tokens: Vec<Token>,
+    judgments: &[crate::policy::Judgment],
+    assessments: Vec<Assessment>,
+    errors: &mut BTreeMap<usize, String>,
+) -> Vec<TokenResult> {
+    tokens
+        .into_iter()
+        .zip(assessments)
+        .enumerate()
+        .map(|(index, (token, assessment))| {
+            let exemption = assessment
+                .exemption
+                .map(|index| (index, false))
+                .or(assessment.expired_exemption.map(|index| (index, true)))
+                .map(|(index, expired)| {
+                    let exemption = &config.exemptions[index];
+                    ExemptionNote {
+                        selector: exemption.selector(),
+                        reason: exemption.reason.clone(),
+                        until: exemption.until,
+                        expired,
+                    }
+                });
+            TokenResult {
+                token,
+                verdict: assessment.verdict,
+                outcome: assessment.outcome,
+                rules: config.policy.rule_names(&judgments[index]),
+                protections: assessment.protections,
+                exemption,
+                first_flagged: assessment.first_flagged,
+                grace_until: assessment.grace_until,
+                error: errors.remove(&index),
+            }
+        })
+        .collect()
+}
+
+fn cutoffs(config: &Config, now: DateTime<Utc>) -> Vec<Cutoff> {
+    let default_validity = TimeDelta::seconds(i64::from(
+        crate::isc::model::DEFAULT_ACCESS_TOKEN_VALIDITY_SECONDS,
+    ));
+    config
+        .policy
+        .rules
+        .iter()
+        .filter_map(|rule| {
+            let age = rule.matchers.last_used_older_than?;
+            Some(Cutoff {
+                rule: rule.name.clone(),
+                last_used_older_than: crate::config::duration::format_duration(age),
+                cutoff: now - age,
+                last_used_before_default_validity: now
+                    - age
+                    - LAST_USED_GRANULARITY
+                    - default_validity,
+            })
+        })
+        .collect()
+}
+
+fn record(log: &mut Option<AuditLog>, event: Event<'_>) {
+    if let Some(log) = log
+        && let Err(error) = log.append(&event, false)
+    {
+        tracing::error!(%error, event = event.event, "cannot append to the audit log");
+    }
+}
+
+fn new_run_id() -> String {
+    format!(
+        "{}-{:08x}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        fastrand::u32(..)
+    )
+}

@@ -1,5 +1,10 @@
-//! Command-line parsing, exit codes and the wiring of each subcommand.
+//! Command-line parsing, exit codes, logging set-up and the wiring of each subcommand.
+//!
+//! Nothing here decides anything about tokens: each subcommand module loads what it needs,
+//! calls the library, and maps the result to an exit code from [`exit`].
 
+pub mod audit;
+pub mod exit;
 pub mod sim;
 
 use std::process::ExitCode;
@@ -7,7 +12,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "patrol", version, about)]
+#[command(
+    name = "patrol",
+    version,
+    about = "Audits the personal access tokens of SailPoint ISC tenants and removes the stale ones.",
+    long_about = None
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -15,23 +25,60 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Audit each tenant once: list, judge, report, and delete with --apply.
+    Audit(audit::AuditArgs),
     /// Serve a simulated ISC tenant on loopback; the first stdout line is its base URL.
     Sim(sim::SimArgs),
 }
 
+/// Parses the command line, runs the subcommand, and returns its exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new().expect("failed to start the tokio runtime");
-    let result = runtime.block_on(async {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::from(exit::SOFTWARE);
+        }
+    };
+    let code = runtime.block_on(async {
         match cli.command {
-            Command::Sim(args) => sim::run(args).await,
+            Command::Audit(args) => audit::run(args).await,
+            Command::Sim(args) => match sim::run(args).await {
+                Ok(()) => exit::OK,
+                Err(error) => {
+                    tracing::error!("{error:#}");
+                    exit::SOFTWARE
+                }
+            },
         }
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(1)
-        }
-    }
+    ExitCode::from(code)
+}
+
+/// Sends logs to stderr, at the level of `RUST_LOG` or INFO.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }

@@ -1,0 +1,157 @@
+//! `patrol audit`: one run of every configured tenant (or one), then exit.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{ArgGroup, ValueEnum};
+
+use super::exit;
+use crate::audit::{Run, RunError, RunOptions, run_tenant};
+use crate::config::{Config, DEFAULT_CONFIG_PATH, Tenant};
+use crate::isc::{Client, ClientSettings};
+use crate::safety::Outcome;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(ArgGroup::new("mode").args(["dry_run", "apply"])))]
+pub struct AuditArgs {
+    /// Policy file.
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_PATH, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Audit only this tenant (its `name` in the policy file).
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
+    /// Report what would be deleted, delete nothing (the default unless the policy sets
+    /// `dry_run = false`).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete the tokens that are due, overriding `dry_run = true` in the policy.
+    #[arg(long)]
+    pub apply: bool,
+    /// Evaluate the policy at this instant (RFC 3339) instead of now; implies --dry-run and
+    /// writes no state.
+    #[arg(long, value_name = "INSTANT", value_parser = parse_as_of, conflicts_with = "apply")]
+    pub as_of: Option<DateTime<Utc>>,
+    /// Output format of the report on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// State directory, overriding `[state] dir`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn parse_as_of(text: &str) -> Result<DateTime<Utc>, String> {
+    crate::config::duration::parse_instant(text)
+}
+
+/// Runs the audit and returns the exit code.
+pub async fn run(args: AuditArgs) -> u8 {
+    let mut config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!("{error}");
+            return exit::CONFIG;
+        }
+    };
+    if let Some(dir) = &args.state_dir {
+        config.state_dir = dir.clone();
+    }
+    let tenants: Vec<Tenant> = match &args.tenant {
+        Some(name) => match config.tenant(name) {
+            Some(tenant) => vec![tenant.clone()],
+            None => {
+                let known: Vec<&str> = config.tenants.iter().map(|t| t.name.as_str()).collect();
+                tracing::error!(
+                    "no tenant named {name:?} in {}; configured: {}",
+                    args.config.display(),
+                    known.join(", ")
+                );
+                return exit::USAGE;
+            }
+        },
+        None => config.tenants.clone(),
+    };
+
+    let options = RunOptions {
+        now: args.as_of.unwrap_or_else(Utc::now),
+        forecast: args.as_of.is_some(),
+        dry_run: if args.apply {
+            false
+        } else {
+            args.dry_run || config.safety.dry_run
+        },
+        delete_concurrency: 8,
+    };
+
+    let mut worst = exit::OK;
+    let stdout = std::io::stdout();
+    for tenant in &tenants {
+        let code = match audit_tenant(&config, tenant, &options).await {
+            Ok(run) => {
+                let mut out = stdout.lock();
+                let written = match args.format {
+                    Format::Table => crate::report::render_table(&run, &mut out),
+                    Format::Json => crate::report::render_json(&run, &mut out),
+                };
+                if let Err(error) = written.and_then(|()| out.flush()) {
+                    tracing::error!(%error, "cannot write the report to stdout");
+                    exit::IO_ERROR
+                } else {
+                    run_exit_code(&run)
+                }
+            }
+            Err(code) => code,
+        };
+        if exit::severity(code) > exit::severity(worst) {
+            worst = code;
+        }
+    }
+    worst
+}
+
+async fn audit_tenant(config: &Config, tenant: &Tenant, options: &RunOptions) -> Result<Run, u8> {
+    let secret = tenant.secret.load().map_err(|error| {
+        tracing::error!(tenant = %tenant.name, "cannot read the client secret: {error}");
+        exit::CONFIG
+    })?;
+    let mut settings = ClientSettings::new(
+        &tenant.api_url,
+        tenant.api_version,
+        &tenant.client_id,
+        secret,
+    );
+    settings.rate_limit_requests = tenant.rate_limit_requests;
+    settings.rate_limit_window = tenant.rate_limit_window;
+    settings.request_timeout = tenant.request_timeout;
+    let client = Client::new(settings).map_err(|error| {
+        tracing::error!(tenant = %tenant.name, "{error}");
+        exit::CONFIG
+    })?;
+
+    run_tenant(config, tenant, &client, options)
+        .await
+        .map_err(|error| {
+            tracing::error!("{error}");
+            match error {
+                RunError::Unreachable { .. } => exit::UNAVAILABLE,
+                RunError::State { .. } => exit::IO_ERROR,
+            }
+        })
+}
+
+/// The exit code a finished run deserves.
+pub fn run_exit_code(run: &Run) -> u8 {
+    if run.breaker.is_some() {
+        exit::BREAKER
+    } else if run.count(Outcome::Failed) > 0 {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    }
+}

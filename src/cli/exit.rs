@@ -1,0 +1,34 @@
+//! Exit codes, following sysexits(3) where one fits.
+
+/// The run completed as configured.
+pub const OK: u8 = 0;
+/// A breaker tripped: the run deleted nothing on purpose. Not a sysexits code, because
+/// none means "stopped by a safety check".
+pub const BREAKER: u8 = 3;
+/// Invalid command line (EX_USAGE).
+pub const USAGE: u8 = 64;
+/// The tenant is unreachable or rejected the credentials (EX_UNAVAILABLE).
+pub const UNAVAILABLE: u8 = 69;
+/// An internal error (EX_SOFTWARE).
+pub const SOFTWARE: u8 = 70;
+/// The state directory could not be created, locked or written (EX_IOERR).
+pub const IO_ERROR: u8 = 74;
+/// The run is incomplete: some deletes failed; running again retries them (EX_TEMPFAIL).
+pub const INCOMPLETE: u8 = 75;
+/// Invalid configuration (EX_CONFIG).
+pub const CONFIG: u8 = 78;
+
+/// Orders exit codes by severity, so that a run over several tenants exits with the worst.
+pub fn severity(code: u8) -> u8 {
+    match code {
+        OK => 0,
+        INCOMPLETE => 1,
+        BREAKER => 2,
+        UNAVAILABLE => 3,
+        IO_ERROR => 4,
+        SOFTWARE => 5,
+        CONFIG => 6,
+        USAGE => 7,
+        _ => 5,
+    }
+}
