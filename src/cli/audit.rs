@@ -41,6 +41,10 @@ pub struct AuditArgs {
     /// Output format of the report on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Explain one token: each rule and condition, protections, exemptions, grace and
+    /// outcome. Deletes nothing and writes no state.
+    #[arg(long, value_name = "TOKEN_ID", conflicts_with = "apply")]
+    pub explain: Option<String>,
     /// State directory, overriding `[state] dir`.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -80,7 +84,7 @@ pub async fn run(args: AuditArgs) -> u8 {
 
     let options = RunOptions {
         now: args.as_of.unwrap_or_else(Utc::now),
-        forecast: args.as_of.is_some(),
+        forecast: args.as_of.is_some() || args.explain.is_some(),
         dry_run: if args.apply {
             false
         } else {
@@ -95,6 +99,13 @@ pub async fn run(args: AuditArgs) -> u8 {
         let code = match audit_tenant(&config, tenant, &options).await {
             Ok(run) => {
                 let mut out = stdout.lock();
+                if let Some(id) = &args.explain {
+                    let code = explain(&config, &run, id, &mut out);
+                    if exit::severity(code) > exit::severity(worst) {
+                        worst = code;
+                    }
+                    continue;
+                }
                 let written = match args.format {
                     Format::Table => crate::report::render_table(&run, &mut out),
                     Format::Json => crate::report::render_json(&run, &mut out),
@@ -143,6 +154,20 @@ async fn audit_tenant(config: &Config, tenant: &Tenant, options: &RunOptions) ->
                 RunError::State { .. } => exit::IO_ERROR,
             }
         })
+}
+
+fn explain(config: &Config, run: &Run, id: &str, out: &mut dyn Write) -> u8 {
+    let Some(result) = run.tokens.iter().find(|result| result.token.id == id) else {
+        tracing::error!(tenant = %run.tenant, "token {id} is not in the tenant's listing");
+        return exit::NOT_FOUND;
+    };
+    match crate::report::render_explanation(config, run, result, out) {
+        Ok(()) => exit::OK,
+        Err(error) => {
+            tracing::error!(%error, "cannot write the explanation to stdout");
+            exit::IO_ERROR
+        }
+    }
 }
 
 /// The exit code a finished run deserves.

@@ -7,6 +7,8 @@ pub const OK: u8 = 0;
 pub const BREAKER: u8 = 3;
 /// Invalid command line (EX_USAGE).
 pub const USAGE: u8 = 64;
+/// The token named by `--explain` is not in the tenant's listing (EX_NOINPUT).
+pub const NOT_FOUND: u8 = 66;
 /// The tenant is unreachable or rejected the credentials (EX_UNAVAILABLE).
 pub const UNAVAILABLE: u8 = 69;
 /// An internal error (EX_SOFTWARE).
@@ -22,7 +24,7 @@ pub const CONFIG: u8 = 78;
 pub fn severity(code: u8) -> u8 {
     match code {
         OK => 0,
-        INCOMPLETE => 1,
+        INCOMPLETE | NOT_FOUND => 1,
         BREAKER => 2,
         UNAVAILABLE => 3,
         IO_ERROR => 4,

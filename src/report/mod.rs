@@ -3,10 +3,12 @@
 //! Renderers are pure functions of a [`Run`](crate::audit::Run) that write to a writer, so
 //! they can be snapshot-tested and never touch the network or the state.
 
+mod explain;
 mod json;
 mod reason;
 mod table;
 
+pub use explain::render_explanation;
 pub use json::{render_json, to_json};
 pub use reason::reason;
 pub use table::render_table;
