@@ -12,7 +12,7 @@ expire, some with sp:scopes:all. Two are break-glass tokens, and one is the audi
 token (id aaaa0000000000000000000000000001, named patrol-auditor).
 
 Every instant is placed relative to ANCHOR, 2026-12-01T00:00:00Z. The JSON carries no
-anchor because the list response is a bare array; config/demo.toml names it in its
+anchor because the list response is a bare array, so config/demo.toml names it in its
 header instead. The demo shifts each instant by (now - ANCHOR) when it serves the file,
 so the ages of the tokens stay the same whenever the demo runs.
 
@@ -31,8 +31,9 @@ The expiry dates follow a model of the token's history. The demo assumes it:
 - Managed Workflow tokens have no expirationDate.
 
 The output is deterministic: SEED drives a private random.Random, so the same script
-writes the same bytes. The script validates every token before it writes the file and
-prints counts per category at the anchor. The categories overlap: an expired token can
+writes the same bytes. Before it writes the file, the script validates every token and
+checks that each id config/demo.toml names belongs to a token. It prints counts per
+category at the anchor. The categories overlap: an expired token can
 also be stale.
 
 Usage (Python 3 standard library only):
@@ -101,7 +102,7 @@ RECENT = "recent"  # used 7 to 50 days ago
 STALE_60 = "stale-60"  # unused for 62 to 86 days
 STALE_90 = "stale-90"  # unused for 93 to 195 days
 STALE_200 = "stale-200"  # unused for 200 to 620 days
-NEVER_OLD = "never-used-old"  # never used, created 31 to 650 days ago
+NEVER_OLD = "never-used-old"  # never used, created 31 to 500 days ago
 NEVER_NEW = "never-used-new"  # never used, created within the last 29 days
 EXPIRING = "expiring"  # expires within the next 14 days
 EXPIRED = "expired"  # expired within the last 200 days
@@ -118,7 +119,6 @@ WEIGHTS = {
                    NEVER_OLD: 8, NEVER_NEW: 5, EXPIRING: 5, EXPIRED: 7},
     "departed": {STALE_90: 30, STALE_200: 45, NEVER_OLD: 15, EXPIRED: 10},
 }
-
 
 
 # Integration tokens of the service identities: (name, purpose, archetype or None to draw).
@@ -144,7 +144,8 @@ SERVICE_CATALOG = {
         ("tf-sources-module", "sources", None),
         ("tf-transforms-module", "config", None),
         ("terraform-ci-staging", "config", None),
-        # The two below are pinned in PINNED_TOKENS: they sit on either side of 90 days.
+        # terraform-drift-check and terraform-plan, on either side of 90 days unused, are
+        # pinned in PINNED_TOKENS.
     ],
     "svc-powerbi": [
         ("powerbi-export", "reporting", ACTIVE),
@@ -315,7 +316,8 @@ WORKFLOW_TOKENS = {
 
 @dataclass
 class Pin:
-    """A token whose instants and fields are fixed, because the policy files refer to it."""
+    """A token with fixed fields: one that config/demo.toml names, or an edge case that a
+    change to the random draws must not move."""
 
     owner: str
     name: str
@@ -411,7 +413,8 @@ class Generator:
                 return token_id
 
     def new_owner_id(self) -> str:
-        # Identity ids of older tenants start with 2c918, and newer ones are random hex.
+        # Most identity ids in ISC examples start with 2c918. Some ids here are plain random
+        # hex, so that nothing comes to depend on the prefix.
         prefix = "2c918" if self.random.random() < 0.7 else ""
         while True:
             owner_id = self.hex_id(prefix)
@@ -420,7 +423,8 @@ class Generator:
                 return owner_id
 
     def time_of_day(self, instant: datetime, scheduled_hour: int | None) -> datetime:
-        """Set a time of day: a nightly job's hour for services, office hours for people."""
+        """Return the instant at a drawn time of day: in the given hour for a nightly job,
+        or in office hours for a person."""
         if scheduled_hour is not None:
             hour = scheduled_hour
         else:
@@ -464,10 +468,12 @@ class Generator:
             last_used = None
             if archetype in (EXPIRING, EXPIRED):
                 if archetype == EXPIRING:
-                    expiry = self.time_of_day(days_before(-self.random.randint(1, 13)), None)
+                    target = self.time_of_day(days_before(-self.random.randint(1, 13)), None)
                 else:
-                    expiry = self.time_of_day(days_before(self.random.randint(1, 200)), None)
-                created = add_months(expiry, -6)
+                    target = self.time_of_day(days_before(self.random.randint(1, 200)), None)
+                # The default expiry: six months after creation, on or just before target.
+                created = add_months(target, -6)
+                expiry = add_months(created, 6)
                 flag = False if created >= NEVER_EXPIRE_INTRODUCED and \
                     self.random.random() < 0.25 else None
                 used = self.random.random()
@@ -862,8 +868,8 @@ def main() -> int:
     if arguments.check:
         current = arguments.output.read_text(encoding="utf-8")
         if current != text:
-            print(f"{arguments.output} differs from the generated list; "
-                  f"run scripts/gen-demo-tokens.py to rewrite it", file=sys.stderr)
+            print(f"{arguments.output} differs from the generated list. "
+                  f"Run scripts/gen-demo-tokens.py to rewrite it.", file=sys.stderr)
             return 1
         print(f"{arguments.output} matches the generated list")
         return 0
