@@ -123,12 +123,7 @@ impl TokenCache {
         Fut: Future<Output = Result<CachedToken, IscError>>,
     {
         let seen_mints = self.finished_mints.load(Ordering::Acquire);
-        let mut state = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, self.state.lock())
-                .await
-                .map_err(|_| IscError::DeadlineExceeded)?,
-            None => self.state.lock().await,
-        };
+        let mut state = self.lock(deadline).await?;
 
         if let Some(token) = state
             .current
@@ -168,14 +163,32 @@ impl TokenCache {
     }
 
     /// Drops the cached token if it is `rejected`, so that the next caller mints a new one.
-    pub async fn invalidate(&self, rejected: &SecretString) {
-        let mut state = self.state.lock().await;
+    /// Waits at most until `deadline` for a mint in progress.
+    pub async fn invalidate(
+        &self,
+        rejected: &SecretString,
+        deadline: Option<Instant>,
+    ) -> Result<(), IscError> {
+        let mut state = self.lock(deadline).await?;
         let is_rejected = state
             .current
             .as_ref()
             .is_some_and(|token| token.value.expose_secret() == rejected.expose_secret());
         if is_rejected {
             state.current = None;
+        }
+        Ok(())
+    }
+
+    async fn lock(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<tokio::sync::MutexGuard<'_, CacheState>, IscError> {
+        match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, self.state.lock())
+                .await
+                .map_err(|_| IscError::DeadlineExceeded),
+            None => Ok(self.state.lock().await),
         }
     }
 }
@@ -280,14 +293,20 @@ mod tests {
             .await
             .unwrap();
 
-        cache.invalidate(&SecretString::from("older")).await;
-        let kept = cache
+        cache
+            .invalidate(&SecretString::from("older"), None)
+            .await
+            .unwrap();
+        let unchanged = cache
             .get_or_mint(None, || async { Ok(token("unexpected", None)) })
             .await
             .unwrap();
-        assert_eq!(kept.expose_secret(), "current");
+        assert_eq!(unchanged.expose_secret(), "current");
 
-        cache.invalidate(&SecretString::from("current")).await;
+        cache
+            .invalidate(&SecretString::from("current"), None)
+            .await
+            .unwrap();
         let renewed = cache
             .get_or_mint(None, || async { Ok(token("renewed", None)) })
             .await

@@ -36,6 +36,10 @@ use super::{IscError, Token};
 
 pub use super::stats::{LATENCY_BUCKETS_SECONDS, LatencyHistogram, RequestStats};
 
+/// Upper bound of the window and `Retry-After` settings, far above the documented
+/// 10-second window, so that instants computed from them cannot overflow.
+const MAX_SETTING_DURATION: Duration = Duration::from_secs(3_600);
+
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("patrol/", env!("CARGO_PKG_VERSION"));
 
@@ -180,8 +184,14 @@ impl ClientSettings {
         if self.rate_limit_requests == 0 {
             return invalid("rate_limit_requests", "must be at least 1");
         }
-        if self.rate_limit_window.is_zero() {
-            return invalid("rate_limit_window", "must be longer than zero");
+        if self.rate_limit_window.is_zero() || self.rate_limit_window > MAX_SETTING_DURATION {
+            return invalid(
+                "rate_limit_window",
+                "must be longer than zero and at most 1 hour",
+            );
+        }
+        if self.max_retry_after > MAX_SETTING_DURATION {
+            return invalid("max_retry_after", "must be at most 1 hour");
         }
         if self.connect_timeout.is_zero() {
             return invalid("connect_timeout", "must be longer than zero");
@@ -231,7 +241,8 @@ pub enum ListFilter {
     All,
     /// `lastUsed le <instant>`: tokens last used at or before the instant.
     LastUsedLe(DateTime<Utc>),
-    /// `lastUsed isnull`: tokens never used (or not used since the field exists).
+    /// `lastUsed isnull`: tokens never used to mint an access token, or not since the API
+    /// added the field in February 2023.
     LastUsedIsNull,
 }
 
@@ -420,7 +431,10 @@ impl Inner {
             _ => IscError::UnexpectedStatus {
                 status,
                 tracking_id,
-                message: format!("{} does not expect this status", operation.as_str()),
+                message: format!(
+                    "not the documented success status of the {} request",
+                    operation.as_str()
+                ),
             },
         }
     }

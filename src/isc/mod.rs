@@ -22,4 +22,3 @@ pub use client::{
 };
 pub use error::IscError;
 pub use model::{Owner, Token};
-pub use retry::parse_retry_after;

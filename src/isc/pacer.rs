@@ -4,16 +4,18 @@
 //! The pacer keeps the send instants it handed out for the last `limit` requests, in order.
 //! Request number k may start no earlier than request number k - limit plus the window plus a
 //! safety margin of 1% of the window ([`margin_for`]). So no span of one window, anywhere,
-//! holds more than `limit` of our send instants, even when the service measures arrival
-//! times that lag behind them by up to the margin. A burst of N requests takes
+//! contains more than `limit` of our send instants, and the service sees the same bound as
+//! long as the delay from our send instant to its arrival instant varies by less than the
+//! margin. A burst of N requests takes
 //! `ceil(N / limit - 1)` windows (plus as many margins), which is as fast as that bound
 //! allows. Token mints, lists, deletes and retries all pass through the same pacer.
 //!
-//! After a 429 the pacer holds every request until the instant the `Retry-After` header
-//! named, because the service keys its limit on the client id, not on the request.
+//! After a 429 the pacer holds every request until the (capped) `Retry-After` instant,
+//! because the service keys its limit on the client id, not on the request. Requests that
+//! were already waiting for a slot before the pause take a new slot after it.
 //!
 //! The pacer reserves an instant synchronously and then sleeps until it, so concurrent
-//! callers are served in the order they asked. A caller that is cancelled while sleeping
+//! callers are served in the order of their calls. A caller that is cancelled while sleeping
 //! leaves its reservation in place, which only makes the pacer more conservative. Time is
 //! `tokio::time`, so tests drive the pacer with paused time.
 

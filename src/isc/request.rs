@@ -126,7 +126,7 @@ impl Inner {
                         .filter(|_| response.status == 401 && !renewed_after_401);
                     if let Some(rejected) = rejected {
                         renewed_after_401 = true;
-                        self.tokens.invalidate(rejected).await;
+                        self.tokens.invalidate(rejected, deadline).await?;
                         self.stats.record_retry();
                         warn!(
                             operation = operation.as_str(),

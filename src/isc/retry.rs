@@ -88,7 +88,7 @@ pub(crate) fn transient_delay(
 /// Parses a `Retry-After` value: a non-negative integer number of seconds, or an HTTP date
 /// (RFC 9110), which is turned into the delay from `now`. A date in the past means no delay.
 /// Returns `None` for anything else, such as a negative or fractional number.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
         let seconds = value.parse::<u64>().unwrap_or(u64::MAX);

@@ -341,6 +341,10 @@ fn client_new_rejects_settings_out_of_range() {
     zero_window.rate_limit_window = Duration::ZERO;
     assert!(Client::new(zero_window).is_err());
 
+    let mut huge_retry_after = base.clone();
+    huge_retry_after.max_retry_after = Duration::from_secs(u64::MAX);
+    assert!(Client::new(huge_retry_after).is_err());
+
     let mut no_id = base;
     no_id.client_id = " ".to_owned();
     assert!(Client::new(no_id).is_err());
