@@ -1,11 +1,24 @@
 //! Client of the ISC personal access token API.
+//!
+//! [`Client`] lists and deletes the tokens of one tenant with an OAuth 2 client credentials
+//! token. It paces its requests under the tenant's rate limit, retries what may succeed on a
+//! second try, and reports every failure as an [`IscError`] by cause. [`Token`] is the
+//! token as the list endpoint returns it. What to list and what to delete is the audit's
+//! decision, not the client's.
 
+mod auth;
 pub mod client;
 pub mod error;
 pub mod model;
+mod pacer;
+mod request;
+mod retry;
+mod stats;
+mod url;
 
 pub use client::{
-    ApiVersion, Client, ClientSettings, DeleteOutcome, ListFilter, Listing, RequestStats,
+    ApiVersion, Client, ClientSettings, DeleteOutcome, LATENCY_BUCKETS_SECONDS, LatencyHistogram,
+    ListFilter, Listing, ParseApiVersionError, RequestStats, USER_AGENT,
 };
 pub use error::IscError;
 pub use model::{Owner, Token};
