@@ -91,20 +91,6 @@ impl Checker<'_> {
         self.problems.push(problem);
     }
 
-    /// Reports a problem of a whole `[[header]]` table at its header line. The span of an
-    /// array-of-tables entry starts at its first key, so the header is searched before it.
-    fn report_table<T>(
-        &mut self,
-        table: &Spanned<T>,
-        header: &str,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) {
-        let start = self.locator.header_before(table.span().start, header);
-        let problem = self.locator.problem(start..start, key, message);
-        self.problems.push(problem);
-    }
-
     fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<TimeDelta> {
         match parse_duration(value.get_ref()) {
             Ok(duration) => Some(duration),
@@ -141,6 +127,7 @@ impl Checker<'_> {
                     .lines()
                     .last()
                     .unwrap_or_default()
+                    .trim_start_matches("error: ")
                     .to_owned();
                 self.report(value, key, format!("invalid regular expression: {detail}"));
                 None
@@ -330,9 +317,8 @@ impl Checker<'_> {
         match sources.len() {
             1 => sources.pop(),
             0 => {
-                self.report_table(
+                self.report(
                     spanned,
-                    "[[tenant]]",
                     format!("tenant[{index}]"),
                     "no client secret source: set one of client_secret_env, client_secret_file \
                      or client_secret_credential",
@@ -340,9 +326,8 @@ impl Checker<'_> {
                 None
             }
             _ => {
-                self.report_table(
+                self.report(
                     spanned,
-                    "[[tenant]]",
                     format!("tenant[{index}]"),
                     "more than one client secret source: keep only one of client_secret_env, \
                      client_secret_file and client_secret_credential",
@@ -414,7 +399,7 @@ impl Checker<'_> {
             self.report(value, "safety.max_clock_skew", "must be longer than 0s");
         }
         // With a zero grace period a token would be deleted in the very run that first
-        // flags it, so nobody could see it flagged before it is gone.
+        // flags it, so no one could review it before it is gone.
         if let Some(value) = &raw.grace_period
             && grace_period <= TimeDelta::zero()
         {
@@ -699,9 +684,8 @@ impl Checker<'_> {
                 && exemption.owner_id.is_none()
                 && exemption.name_matches.is_none()
             {
-                self.report_table(
+                self.report(
                     spanned,
-                    "[[exemption]]",
                     format!("exemption[{index}]"),
                     "selects nothing: set token_id, owner_id or name_matches",
                 );
@@ -729,9 +713,8 @@ impl Checker<'_> {
                     String::new()
                 }
                 None => {
-                    self.report_table(
+                    self.report(
                         spanned,
-                        "[[exemption]]",
                         key("reason"),
                         "missing: every exemption needs a reason saying why the token is kept",
                     );
@@ -835,8 +818,8 @@ fn check_api_url(text: &str) -> Result<(), String> {
     }
 }
 
-/// The URL text with anything between `://` and `@` replaced, so that messages never show
-/// a password written into the URL.
+/// Replaces anything between `://` and `@` in a URL, so that messages never show a
+/// password written into the URL.
 fn without_userinfo(text: &str) -> String {
     let Some((scheme, rest)) = text.split_once("://") else {
         return text.to_owned();

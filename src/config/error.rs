@@ -102,13 +102,6 @@ impl<'a> Locator<'a> {
         (line, column)
     }
 
-    /// Byte offset of the last `header` (such as `[[exemption]]`) that starts before
-    /// `offset`, or `offset` itself when there is none, as for an inline table.
-    pub fn header_before(&self, offset: usize, header: &str) -> usize {
-        let offset = offset.min(self.text.len());
-        self.text[..offset].rfind(header).unwrap_or(offset)
-    }
-
     pub fn problem(
         &self,
         span: Range<usize>,

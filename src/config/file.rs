@@ -13,8 +13,8 @@ use toml::Spanned;
 
 use super::error::{Locator, Problem};
 
-/// The map key under which `toml::Spanned` deserializes its value; it is not part of the
-/// user's key path.
+/// The map key under which `toml::Spanned` deserializes its value. It is not part of the
+/// key path that the user wrote.
 const SPANNED_VALUE_KEY: &str = "$__serde_spanned_private_value";
 
 /// Sections written once as `[name]`.
@@ -22,6 +22,19 @@ const TABLE_SECTIONS: [&str; 4] = ["schedule", "safety", "metrics", "state"];
 
 /// Sections written as `[[name]]`, once per entry.
 const ARRAY_SECTIONS: [&str; 3] = ["tenant", "rule", "exemption"];
+
+/// Keys whose value is a duration string such as `"7d"`.
+const DURATION_KEYS: [&str; 9] = [
+    "rate_limit_window",
+    "request_timeout",
+    "run_timeout",
+    "min_token_age",
+    "grace_period",
+    "max_clock_skew",
+    "last_used_older_than",
+    "created_older_than",
+    "expires_within",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,13 +151,14 @@ pub fn parse(text: &str, locator: &Locator<'_>) -> Result<File, Problem> {
 
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let segments: Vec<&Segment> = error.path().iter().collect();
+        let message = error.inner().message().trim();
+        let (key, rewritten) = schema_message(&segments, message);
         let (line, column) = position(error.inner(), locator);
-        let (key, message) = schema_message(&segments, error.inner().message().trim());
         Problem {
             line,
             column,
             key,
-            message,
+            message: rewritten,
         }
     })
 }
@@ -155,7 +169,8 @@ fn position(error: &toml::de::Error, locator: &Locator<'_>) -> (usize, usize) {
         .map_or((0, 0), |span| locator.position(span.start))
 }
 
-/// The message of a syntax error, naming the key where the parser only says "duplicate key".
+/// Builds the message of a syntax error, naming the key where the parser reports only
+/// "duplicate key".
 fn syntax_message(error: &toml::de::Error, text: &str) -> String {
     let message = error.message().trim();
     let repeated = error
@@ -214,10 +229,15 @@ fn schema_message(segments: &[&Segment], message: &str) -> (String, String) {
             );
         }
     }
-    (key, toml_type_names(message))
+    let mut message = toml_type_names(message);
+    let field = key.rsplit('.').next().unwrap_or_default();
+    if DURATION_KEYS.contains(&field) && message.ends_with("expected a string") {
+        message.push_str(" such as \"7d\": durations are quoted");
+    }
+    (key, message)
 }
 
-/// The field name in serde's "missing field `name`".
+/// Returns the field name in serde's "missing field `name`".
 fn missing_field(message: &str) -> Option<&str> {
     message
         .strip_prefix("missing field `")?
@@ -229,6 +249,7 @@ fn missing_field(message: &str) -> Option<&str> {
 fn toml_type_names(message: &str) -> String {
     let mut message = message
         .replace(" as i128", "")
+        .replace("unknown field", "unknown key")
         .replace("expected i64", "expected an integer")
         .replace("expected f64", "expected a number")
         .replace("expected a sequence", "expected an array")
@@ -241,9 +262,10 @@ fn toml_type_names(message: &str) -> String {
     message
 }
 
-/// The dotted key a line of the file sets, for syntax errors, where the parser gives only a
-/// position: the enclosing `[table]` or `[[array]]` (with its index) and the bare key at
-/// the start of that line. Headers with quoted or dotted names are used as written.
+/// Returns the dotted key that a line of the file sets, for syntax errors, where the parser
+/// gives only a position. The key is the enclosing `[table]` or `[[array]]` (with its
+/// index) and the bare key at the start of that line. Headers with quoted or dotted names
+/// are used as written.
 fn key_at_line(text: &str, line: usize) -> String {
     let mut table = String::new();
     let mut array_counts: Vec<(String, usize)> = Vec::new();
@@ -274,8 +296,8 @@ fn key_at_line(text: &str, line: usize) -> String {
     table
 }
 
-/// The key of a `[table]` or `[[array]]` header line, counting the entries of each array
-/// seen so far in `array_counts`. Returns `None` for any other line.
+/// Returns the key of a `[table]` or `[[array]]` header line, counting the entries of each
+/// array seen so far in `array_counts`, or `None` for any other line.
 fn table_header(content: &str, array_counts: &mut Vec<(String, usize)>) -> Option<String> {
     if let Some(rest) = content.strip_prefix("[[") {
         let name = rest.split("]]").next().unwrap_or(rest).trim().to_owned();

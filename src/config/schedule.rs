@@ -1,12 +1,13 @@
 //! The `[schedule]` section: when the daemon starts a run, and in which time zone.
 //!
 //! A cron pattern is a standard crontab line with 5 fields (minute, hour, day of month,
-//! month, day of week; minute granularity) or 6 fields with a leading seconds field.
-//! croner 4 parses it with seconds optional and the year field disallowed, so a 5-field
-//! pattern runs at second 0. croner's extensions (`L`, `W`, `#`, `+`, `@daily` and the other
-//! nicknames) are accepted. The time zone is an IANA name known to `chrono-tz`, and every
-//! occurrence is computed in that zone, so a daily run stays at the same wall-clock time
-//! across daylight saving changes. Waiting for the next occurrence is left to the daemon.
+//! month, day of week), which gives minute granularity, or 6 fields with a leading seconds
+//! field. croner 4 parses it with seconds optional and the year field disallowed, so a
+//! 5-field pattern runs at second 0. croner's extensions (`L`, `W`, `#`, `+`, `@daily` and
+//! the other nicknames) are accepted. The time zone is an IANA name known to `chrono-tz`.
+//! Every occurrence is computed in that zone, so a daily run stays at the same wall-clock
+//! time across daylight saving changes. Waiting for the next occurrence is left to the
+//! daemon.
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -42,14 +43,14 @@ impl Schedule {
     /// Returns the occurrences strictly after `instant`, in the schedule's time zone.
     ///
     /// A wall-clock time that a daylight saving change skips runs at the first instant
-    /// after the gap, and one that the change repeats runs once; croner 4 decides both.
+    /// after the gap, and one that the change repeats runs once. croner 4 decides both.
     pub fn runs_after(&self, instant: DateTime<Utc>) -> impl Iterator<Item = DateTime<Tz>> {
         self.pattern
             .iter_after(instant.with_timezone(&self.timezone))
     }
 }
 
-/// The field names of a pattern with `count` fields, in order.
+/// Returns the field names of a pattern with `count` fields, in order.
 fn field_names(count: usize) -> &'static [&'static str] {
     const FIVE: [&str; 5] = ["minute", "hour", "day of month", "month", "day of week"];
     const SIX: [&str; 6] = [
@@ -74,8 +75,8 @@ fn parser() -> CronParser {
         .build()
 }
 
-/// Parses a cron pattern. The error says which field is wrong when croner's reason allows
-/// it, and always what is expected.
+/// Parses a cron pattern. The error names the invalid field when it can be found, and
+/// always states what is expected.
 pub fn parse_cron(text: &str) -> Result<Cron, String> {
     let expected = "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with a \
                     leading seconds field, such as \"15 3 * * *\" for 03:15 every day";
@@ -142,14 +143,24 @@ pub fn parse_timezone(text: &str) -> Result<Tz, String> {
         return Ok(zone);
     }
 
-    let same_but_case = chrono_tz::TZ_VARIANTS
-        .iter()
-        .find(|zone| zone.name().eq_ignore_ascii_case(trimmed));
-    let suffix = format!("/{}", trimmed.replace(' ', "_")).to_ascii_lowercase();
+    let lowercase = trimmed.to_ascii_lowercase();
+    let suffix = format!("/{}", lowercase.replace(' ', "_"));
     let city = chrono_tz::TZ_VARIANTS
         .iter()
         .find(|zone| zone.name().to_ascii_lowercase().ends_with(&suffix));
-    match same_but_case.or(city) {
+    // A typo of up to two letters, or any difference in case.
+    let closest = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|zone| {
+            (
+                edit_distance(&zone.name().to_ascii_lowercase(), &lowercase),
+                zone,
+            )
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .filter(|(distance, _)| *distance <= 2)
+        .map(|(_, zone)| zone);
+    match closest.or(city) {
         Some(zone) if !trimmed.is_empty() => Err(format!(
             "unknown time zone \"{trimmed}\"; did you mean \"{}\"?",
             zone.name()
@@ -159,6 +170,23 @@ pub fn parse_timezone(text: &str) -> Result<Tz, String> {
              \"Europe/Berlin\" or \"UTC\""
         )),
     }
+}
+
+/// Computes the Levenshtein distance between two strings, counted in characters.
+fn edit_distance(left: &str, right: &str) -> usize {
+    let right: Vec<char> = right.chars().collect();
+    let mut previous: Vec<usize> = (0..=right.len()).collect();
+    for (row, left_char) in left.chars().enumerate() {
+        let mut current = vec![row + 1];
+        for (column, right_char) in right.iter().enumerate() {
+            let substitution = previous[column] + usize::from(left_char != *right_char);
+            let deletion = previous[column + 1] + 1;
+            let insertion = current[column] + 1;
+            current.push(substitution.min(deletion).min(insertion));
+        }
+        previous = current;
+    }
+    previous[right.len()]
 }
 
 #[cfg(test)]
@@ -199,6 +227,24 @@ mod tests {
         assert_eq!(
             runs("15 3 * * *", "Europe/Berlin", "2026-03-28T00:00:00Z", 2),
             ["2026-03-28T03:15:00+01:00", "2026-03-29T03:15:00+02:00"]
+        );
+    }
+
+    #[test]
+    fn skipped_time_runs_after_the_gap() {
+        // 02:30 does not exist in Berlin on 2026-03-29: clocks jump from 02:00 to 03:00.
+        assert_eq!(
+            runs("30 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00Z", 2),
+            ["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"]
+        );
+    }
+
+    #[test]
+    fn repeated_time_runs_once() {
+        // 02:30 happens twice in Berlin on 2026-10-25: clocks go back from 03:00 to 02:00.
+        assert_eq!(
+            runs("30 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00Z", 2),
+            ["2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]
         );
     }
 
@@ -255,6 +301,8 @@ mod tests {
         let error = parse_timezone("europe/berlin").unwrap_err();
         assert!(error.contains("did you mean \"Europe/Berlin\""), "{error}");
         let error = parse_timezone("Berlin").unwrap_err();
+        assert!(error.contains("did you mean \"Europe/Berlin\""), "{error}");
+        let error = parse_timezone("Europe/Berln").unwrap_err();
         assert!(error.contains("did you mean \"Europe/Berlin\""), "{error}");
         let error = parse_timezone("Mars/Olympus").unwrap_err();
         assert!(error.contains("\"Europe/Berlin\" or \"UTC\""), "{error}");

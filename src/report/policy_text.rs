@@ -1,8 +1,8 @@
 //! The effective policy in plain words, as `patrol check-config` prints it.
 //!
-//! [`render`] is a pure function of a validated [`Config`] and an instant: every cutoff,
+//! [`render`] is a pure function of a validated [`Config`] and an instant. Every cutoff,
 //! next run and exemption state is computed at `now`, so the same file gives the same text
-//! at the same instant and the output can be snapshot-tested. It shows where each client
+//! at the same instant, and the output can be snapshot-tested. It shows where each client
 //! secret comes from but never reads or shows a secret; checking that the secrets exist is
 //! left to `check-config`.
 
@@ -14,12 +14,15 @@ use chrono_tz::Tz;
 use crate::config::duration::format_duration;
 use crate::config::{Config, Schedule, SecretSource, Tenant};
 use crate::isc::ApiVersion;
+use crate::isc::model::DEFAULT_ACCESS_TOKEN_VALIDITY_SECONDS;
 use crate::policy::{Action, LAST_USED_GRANULARITY, Rule};
 use crate::safety::{Exemption, Settings};
 
 /// The lifetime of an access token minted from a PAT when `accessTokenValiditySeconds` is
-/// absent. ISC documents 43200 s (12 h) as both the default and the maximum.
-const DEFAULT_ACCESS_TOKEN_VALIDITY: TimeDelta = TimeDelta::hours(12);
+/// absent. ISC documents 43200 s (12 h) as both the default and the maximum, so every
+/// token whose lastUsed is before the default cutoff is caught, whatever its validity.
+const DEFAULT_ACCESS_TOKEN_VALIDITY: TimeDelta =
+    TimeDelta::seconds(DEFAULT_ACCESS_TOKEN_VALIDITY_SECONDS as i64);
 
 /// Number of upcoming runs listed under the schedule.
 const NEXT_RUNS: usize = 3;
@@ -112,8 +115,8 @@ fn schedule(text: &mut String, schedule: &Schedule, now: DateTime<Utc>) {
     let _ = writeln!(text, "  At start, {start}.");
 }
 
-/// The pattern in words: a sentence of patrol's own for a daily run at a fixed time,
-/// croner's description for anything else.
+/// Describes the pattern in words: a sentence of patrol's own for a daily run at a fixed
+/// time, croner's description for anything else.
 fn cron_in_words(schedule: &Schedule) -> String {
     let fields: Vec<&str> = schedule.cron.split_whitespace().collect();
     let number = |field: &str| field.parse::<u32>().ok();
@@ -187,7 +190,8 @@ fn action_in_words(action: Action) -> &'static str {
     }
 }
 
-/// One sentence per condition of `rule`, with the cutoffs it implies at `now`.
+/// Describes each condition of `rule` in one sentence, with the cutoffs it implies at
+/// `now`.
 fn conditions(rule: &Rule, now: DateTime<Utc>) -> Vec<String> {
     let m = &rule.matchers;
     let mut found = Vec::new();
@@ -426,7 +430,7 @@ fn exemptions(text: &mut String, exemptions: &[Exemption], now: DateTime<Utc>) {
     }
 }
 
-/// The first exemption before `index` with the same `token_id`, if any.
+/// Finds the first exemption before `index` with the same `token_id`.
 fn same_token_before(exemptions: &[Exemption], index: usize) -> Option<usize> {
     let token_id = exemptions[index].token_id.as_ref()?;
     exemptions[..index]
@@ -573,7 +577,7 @@ mod tests {
     }
 
     #[test]
-    fn dry_run_off_says_how_to_turn_it_on() {
+    fn dry_run_off_names_the_setting() {
         let text = render_text(&CONTRACT.replace("dry_run = true", "dry_run = false"));
         assert!(text.contains("Dry run: off"), "{text}");
         assert!(text.contains("set dry_run = true"), "{text}");
