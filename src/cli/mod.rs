@@ -4,6 +4,7 @@
 //! calls the library, and maps the result to an exit code from [`exit`].
 
 pub mod audit;
+pub mod check_config;
 pub mod exit;
 pub mod sim;
 
@@ -27,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Audit each tenant once: list, judge, report, and delete with --apply.
     Audit(audit::AuditArgs),
+    /// Validate the policy file and print the effective policy; makes no network call.
+    CheckConfig(check_config::CheckConfigArgs),
     /// Serve a simulated ISC tenant on loopback; the first stdout line is its base URL.
     Sim(sim::SimArgs),
 }
@@ -46,6 +49,9 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging();
+    if let Command::CheckConfig(args) = &cli.command {
+        return ExitCode::from(check_config::run(args, &mut std::io::stdout().lock()));
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -60,6 +66,7 @@ pub fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Audit(args) => audit::run(args).await,
+            Command::CheckConfig(_) => unreachable!("check-config runs before the runtime starts"),
             Command::Sim(args) => match sim::run(args).await {
                 Ok(()) => exit::OK,
                 Err(error) => {

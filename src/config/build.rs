@@ -1,4 +1,8 @@
 //! Validation of the policy file: every value checked, every problem collected.
+//!
+//! Problems come out sorted by line, so that the first one printed is the first one in
+//! the file. Nothing here reads the network, and nothing reads a secret: whether each
+//! secret exists is left to [`Config::check_secrets`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -10,6 +14,7 @@ use toml::Spanned;
 
 use super::duration::{parse_duration, parse_instant};
 use super::error::{ConfigError, Locator, Problem};
+use super::schedule::{parse_cron, parse_timezone};
 use super::{Config, Metrics, Schedule, SecretSource, Tenant, file};
 use crate::isc::ApiVersion;
 use crate::policy::{Action, Matchers, Policy, Rule};
@@ -20,6 +25,7 @@ use crate::safety::{Exemption, Settings};
 const MIN_LAST_USED_AGE: TimeDelta = TimeDelta::days(2);
 
 const DEFAULT_CRON: &str = "15 3 * * *";
+const DEFAULT_TIMEZONE: &str = "UTC";
 const DEFAULT_STATE_DIR: &str = "/var/lib/patrol";
 const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 const DEFAULT_MAX_TOKEN_SERIES: usize = 1_000;
@@ -30,7 +36,7 @@ const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let locator = Locator::new(text);
-    let raw = parse_file(text, &locator).map_err(|problem| ConfigError::Invalid {
+    let raw = file::parse(text, &locator).map_err(|problem| ConfigError::Invalid {
         path: path.to_owned(),
         problems: vec![problem],
     })?;
@@ -49,9 +55,11 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let exemptions = checker.exemptions(&raw.exemption);
 
     if !checker.problems.is_empty() {
+        let mut problems = checker.problems;
+        problems.sort_by_key(|problem| (problem.line, problem.column));
         return Err(ConfigError::Invalid {
             path: path.to_owned(),
-            problems: checker.problems,
+            problems,
         });
     }
     Ok(Config {
@@ -64,32 +72,6 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
         policy,
         exemptions,
     })
-}
-
-/// Deserializes the TOML, turning a syntax or schema error into one located problem.
-fn parse_file(text: &str, locator: &Locator<'_>) -> Result<file::File, Problem> {
-    let deserializer =
-        toml::Deserializer::parse(text).map_err(|error| toml_problem(&error, "", locator))?;
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let key = error
-            .path()
-            .to_string()
-            .replace("$__serde_spanned_private_value.", "");
-        let key = if key == "." { String::new() } else { key };
-        toml_problem(error.inner(), &key, locator)
-    })
-}
-
-fn toml_problem(error: &toml::de::Error, key: &str, locator: &Locator<'_>) -> Problem {
-    let (line, column) = error
-        .span()
-        .map_or((0, 0), |span| locator.position(span.start));
-    Problem {
-        line,
-        column,
-        key: key.to_owned(),
-        message: error.message().trim().to_owned(),
-    }
 }
 
 struct Checker<'a> {
@@ -145,6 +127,7 @@ impl Checker<'_> {
                     .lines()
                     .last()
                     .unwrap_or_default()
+                    .trim_start_matches("error: ")
                     .to_owned();
                 self.report(value, key, format!("invalid regular expression: {detail}"));
                 None
@@ -154,9 +137,10 @@ impl Checker<'_> {
 
     fn tenants(&mut self, raw: &[Spanned<file::Tenant>]) -> Vec<Tenant> {
         if raw.is_empty() {
+            // Nothing in the file marks the absence, so the problem points at its start.
             self.problems.push(Problem {
-                line: 0,
-                column: 0,
+                line: 1,
+                column: 1,
                 key: "tenant".into(),
                 message: "no [[tenant]] is configured; add one with name, api_url, client_id \
                           and a client secret source"
@@ -222,6 +206,15 @@ impl Checker<'_> {
             }
 
             let secret = self.secret_source(spanned, index);
+            let secret_position = [
+                &tenant.client_secret_env,
+                &tenant.client_secret_file,
+                &tenant.client_secret_credential,
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .map_or((0, 0), |value| self.locator.position(value.span().start));
             let rate_limit_requests = match &tenant.rate_limit {
                 None => DEFAULT_RATE_LIMIT,
                 Some(value) => match u32::try_from(*value.get_ref()) {
@@ -273,6 +266,7 @@ impl Checker<'_> {
                     api_version,
                     client_id,
                     secret,
+                    secret_position,
                     owner_id,
                     rate_limit_requests,
                     rate_limit_window,
@@ -345,26 +339,27 @@ impl Checker<'_> {
 
     fn schedule(&mut self, raw: Option<&Spanned<file::Schedule>>) -> Schedule {
         let raw = raw.map(Spanned::get_ref);
-        let cron = raw.and_then(|schedule| schedule.cron.as_ref());
-        let timezone = raw.and_then(|schedule| schedule.timezone.as_ref());
-        if let Some(cron) = cron
-            && cron.get_ref().trim().is_empty()
-        {
-            self.report(
-                cron,
-                "schedule.cron",
-                "must not be empty; for example \"15 3 * * *\"",
-            );
+        let run_on_start = raw
+            .and_then(|schedule| schedule.run_on_start)
+            .unwrap_or(false);
+        let mut schedule = Schedule::from_valid(DEFAULT_CRON, DEFAULT_TIMEZONE, run_on_start);
+
+        if let Some(cron) = raw.and_then(|schedule| schedule.cron.as_ref()) {
+            match parse_cron(cron.get_ref()) {
+                Ok(pattern) => {
+                    schedule.cron = cron.get_ref().trim().to_owned();
+                    schedule.pattern = pattern;
+                }
+                Err(message) => self.report(cron, "schedule.cron", message),
+            }
         }
-        Schedule {
-            cron: cron.map_or(DEFAULT_CRON.to_owned(), |cron| {
-                cron.get_ref().trim().to_owned()
-            }),
-            timezone: timezone.map_or("UTC".to_owned(), |zone| zone.get_ref().clone()),
-            run_on_start: raw
-                .and_then(|schedule| schedule.run_on_start)
-                .unwrap_or(false),
+        if let Some(zone) = raw.and_then(|schedule| schedule.timezone.as_ref()) {
+            match parse_timezone(zone.get_ref()) {
+                Ok(timezone) => schedule.timezone = timezone,
+                Err(message) => self.report(zone, "schedule.timezone", message),
+            }
         }
+        schedule
     }
 
     fn safety(&mut self, raw: Option<&Spanned<file::Safety>>) -> Settings {
@@ -372,7 +367,7 @@ impl Checker<'_> {
         let Some(raw) = raw.map(Spanned::get_ref) else {
             return defaults;
         };
-        let non_negative =
+        let optional_duration =
             |checker: &mut Self, value: Option<&Spanned<String>>, key: &str, default: TimeDelta| {
                 let Some(value) = value else { return default };
                 match checker.duration(value, key) {
@@ -380,19 +375,19 @@ impl Checker<'_> {
                     None => default,
                 }
             };
-        let min_token_age = non_negative(
+        let min_token_age = optional_duration(
             self,
             raw.min_token_age.as_ref(),
             "safety.min_token_age",
             defaults.min_token_age,
         );
-        let grace_period = non_negative(
+        let grace_period = optional_duration(
             self,
             raw.grace_period.as_ref(),
             "safety.grace_period",
             defaults.grace_period,
         );
-        let max_clock_skew = non_negative(
+        let max_clock_skew = optional_duration(
             self,
             raw.max_clock_skew.as_ref(),
             "safety.max_clock_skew",
@@ -402,6 +397,18 @@ impl Checker<'_> {
             && max_clock_skew <= TimeDelta::zero()
         {
             self.report(value, "safety.max_clock_skew", "must be longer than 0s");
+        }
+        // With a zero grace period a token would be deleted in the very run that first
+        // flags it, so no one could review it before it is gone.
+        if let Some(value) = &raw.grace_period
+            && grace_period <= TimeDelta::zero()
+        {
+            self.report(
+                value,
+                "safety.grace_period",
+                "must be longer than 0s: a token is deleted only after it has been flagged \
+                 for this long, so that someone can review it first; \"7d\" is the default",
+            );
         }
 
         let max_deletions_per_run = match &raw.max_deletions_per_run {
@@ -531,9 +538,9 @@ impl Checker<'_> {
             }
 
             let mut matchers = Matchers {
-                never_used: rule.never_used,
-                expired: rule.expired,
-                never_expires: rule.never_expires,
+                never_used: rule.never_used.as_ref().map(|value| *value.get_ref()),
+                expired: rule.expired.as_ref().map(|value| *value.get_ref()),
+                never_expires: rule.never_expires.as_ref().map(|value| *value.get_ref()),
                 managed: rule.managed,
                 ..Matchers::default()
             };
@@ -602,6 +609,8 @@ impl Checker<'_> {
                 );
             }
 
+            self.contradictions(rule, index);
+
             if let Some(action) = action {
                 rules.push(Rule {
                     name,
@@ -612,6 +621,57 @@ impl Checker<'_> {
             }
         }
         Policy { rules }
+    }
+
+    /// Reports pairs of conditions that no token can meet together, since such a rule can
+    /// never match and was certainly meant otherwise.
+    fn contradictions(&mut self, rule: &file::Rule, index: usize) {
+        let is_true = |value: &Option<Spanned<bool>>| {
+            value
+                .as_ref()
+                .filter(|value| *value.get_ref())
+                .map(Spanned::span)
+        };
+        let key = |field: &str| format!("rule[{index}].{field}");
+
+        if let (Some(span), Some(_)) = (is_true(&rule.never_used), &rule.last_used_older_than) {
+            let problem = self.locator.problem(
+                span,
+                key("never_used"),
+                "contradicts last_used_older_than: a token that was never used has no lastUsed, \
+                 so this rule can never match; split it into two rules",
+            );
+            self.problems.push(problem);
+        }
+        if let (Some(span), Some(_)) = (is_true(&rule.expired), &rule.expires_within) {
+            let problem = self.locator.problem(
+                span,
+                key("expired"),
+                "contradicts expires_within, which matches only tokens that have not expired \
+                 yet, so this rule can never match; split it into two rules",
+            );
+            self.problems.push(problem);
+        }
+        if let Some(span) = is_true(&rule.never_expires) {
+            let other = if is_true(&rule.expired).is_some() {
+                Some("expired = true")
+            } else if rule.expires_within.is_some() {
+                Some("expires_within")
+            } else {
+                None
+            };
+            if let Some(other) = other {
+                let problem = self.locator.problem(
+                    span,
+                    key("never_expires"),
+                    format!(
+                        "contradicts {other}: a token that never expires has no expiration \
+                         date, so this rule can never match; split it into two rules"
+                    ),
+                );
+                self.problems.push(problem);
+            }
+        }
     }
 
     fn exemptions(&mut self, raw: &[Spanned<file::Exemption>]) -> Vec<Exemption> {
@@ -629,6 +689,16 @@ impl Checker<'_> {
                     format!("exemption[{index}]"),
                     "selects nothing: set token_id, owner_id or name_matches",
                 );
+            }
+            for (value, field) in [
+                (&exemption.token_id, "token_id"),
+                (&exemption.owner_id, "owner_id"),
+            ] {
+                if let Some(value) = value
+                    && value.get_ref().trim().is_empty()
+                {
+                    self.report(value, key(field), "must not be empty");
+                }
             }
             let reason = match &exemption.reason {
                 Some(reason) if !reason.get_ref().trim().is_empty() => {
@@ -706,13 +776,35 @@ fn parse_api_version(text: &str) -> Option<ApiVersion> {
 }
 
 /// Accepts `https://` URLs, and `http://` only for loopback hosts, where tests and the
-/// simulated tenant run.
+/// simulated tenant run. The URL is the tenant's API base: no credentials, query, fragment
+/// or API version path, since the client adds the version from `api_version`.
 fn check_api_url(text: &str) -> Result<(), String> {
+    let shown = without_userinfo(text);
     let url = reqwest::Url::parse(text).map_err(|error| {
-        format!("invalid URL \"{text}\" ({error}), expected for example \"https://acme.api.identitynow.com\"")
+        format!(
+            "invalid URL \"{shown}\" ({error}), expected for example \
+             \"https://acme.api.identitynow.com\""
+        )
     })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "URL \"{shown}\" must not contain a user name or password; the client secret \
+             belongs in client_secret_env, client_secret_file or client_secret_credential"
+        ));
+    }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("URL \"{text}\" must not have a query or fragment"));
+    }
+    let last_segment = url
+        .path_segments()
+        .and_then(|mut segments| segments.rfind(|segment| !segment.is_empty()));
+    if let Some(version) = last_segment
+        && parse_api_version(version).is_some()
+    {
+        return Err(format!(
+            "URL \"{text}\" ends with the API version \"/{version}\"; remove it and set \
+             api_version = \"{version}\" instead"
+        ));
     }
     match url.scheme() {
         "https" => Ok(()),
@@ -723,6 +815,19 @@ fn check_api_url(text: &str) -> Result<(), String> {
         scheme => Err(format!(
             "unsupported scheme \"{scheme}\" in \"{text}\"; use https://"
         )),
+    }
+}
+
+/// Replaces anything between `://` and `@` in a URL, so that messages never show a
+/// password written into the URL.
+fn without_userinfo(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => text.to_owned(),
     }
 }
 

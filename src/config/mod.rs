@@ -10,9 +10,11 @@ mod build;
 pub mod duration;
 mod error;
 mod file;
+mod schedule;
 mod secret;
 
 pub use error::{ConfigError, Problem};
+pub use schedule::{Schedule, parse_cron, parse_timezone};
 pub use secret::{SecretError, SecretSource};
 
 use std::net::SocketAddr;
@@ -47,6 +49,9 @@ pub struct Tenant {
     pub api_version: ApiVersion,
     pub client_id: String,
     pub secret: SecretSource,
+    /// 1-based line and column of the client secret key in the policy file, so that a
+    /// missing secret can be reported at the line that names it.
+    pub secret_position: (usize, usize),
     /// Audit only this identity's tokens (the API's `owner-id`); all owners when absent.
     pub owner_id: Option<String>,
     /// Requests per `rate_limit_window` for this client id; ISC documents 100 per 10 s.
@@ -55,14 +60,6 @@ pub struct Tenant {
     pub request_timeout: Duration,
     /// Upper bound on one whole run of this tenant, retries and waits included.
     pub run_timeout: Duration,
-}
-
-/// The `[schedule]` of the daemon.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Schedule {
-    pub cron: String,
-    pub timezone: String,
-    pub run_on_start: bool,
 }
 
 /// The `[metrics]` endpoint of the daemon.
@@ -91,6 +88,25 @@ impl Config {
 
     pub fn tenant(&self, name: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|tenant| tenant.name == name)
+    }
+
+    /// Checks that the client secret of every tenant can be read, and drops each value at
+    /// once. Returns one problem per tenant whose secret is missing, unreadable or empty,
+    /// naming the tenant and the source but no part of the value.
+    pub fn check_secrets(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (index, tenant) in self.tenants.iter().enumerate() {
+            if let Err(error) = tenant.secret.load() {
+                let (line, column) = tenant.secret_position;
+                problems.push(Problem {
+                    line,
+                    column,
+                    key: format!("tenant[{index}].{}", tenant.secret.key()),
+                    message: format!("client secret of tenant \"{}\": {error}", tenant.name),
+                });
+            }
+        }
+        problems
     }
 }
 

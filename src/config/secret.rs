@@ -40,6 +40,15 @@ pub enum SecretError {
 }
 
 impl SecretSource {
+    /// The policy file key that sets this source.
+    pub fn key(&self) -> &'static str {
+        match self {
+            SecretSource::Env(_) => "client_secret_env",
+            SecretSource::File(_) => "client_secret_file",
+            SecretSource::Credential(_) => "client_secret_credential",
+        }
+    }
+
     /// Reads the secret. One trailing newline (`\n` or `\r\n`) is stripped, since files
     /// written by editors and `echo` end with one.
     pub fn load(&self) -> Result<SecretString, SecretError> {

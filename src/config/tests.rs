@@ -31,7 +31,8 @@ fn contract_policy_loads() {
     assert_eq!(config.exemptions.len(), 3);
     assert_eq!(config.safety.grace_period, TimeDelta::days(7));
     assert!(config.safety.dry_run);
-    assert_eq!(config.schedule.timezone, "Europe/Berlin");
+    assert_eq!(config.schedule.timezone, chrono_tz::Tz::Europe__Berlin);
+    assert_eq!(config.schedule.cron, "15 3 * * *");
     assert_eq!(config.state_dir, Path::new("/var/lib/patrol"));
 }
 
@@ -133,4 +134,258 @@ fn secret_source_must_be_exactly_one() {
     let two = format!("{MINIMAL}client_secret_file = \"/run/secret\"\n");
     let found = problems(&two);
     assert!(found[0].message.contains("more than one"), "{found:?}");
+}
+
+fn with_schedule(cron: &str, timezone: &str) -> String {
+    format!("{MINIMAL}\n[schedule]\ncron = \"{cron}\"\ntimezone = \"{timezone}\"\n")
+}
+
+#[test]
+fn cron_accepts_five_and_six_fields() {
+    let five = Config::parse(&with_schedule("15 3 * * *", "UTC"), Path::new("p.toml")).unwrap();
+    assert_eq!(five.schedule.cron, "15 3 * * *");
+    let six = Config::parse(&with_schedule("30 15 3 * * *", "UTC"), Path::new("p.toml")).unwrap();
+    assert_eq!(six.schedule.cron, "30 15 3 * * *");
+}
+
+#[test]
+fn invalid_cron_names_key_line_and_field() {
+    let found = problems(&with_schedule("15 27 * * *", "UTC"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "schedule.cron");
+    assert_eq!(found[0].line, 9);
+    assert!(found[0].message.contains("hour field \"27\""), "{found:?}");
+}
+
+#[test]
+fn cron_with_year_field_is_rejected() {
+    let found = problems(&with_schedule("0 15 3 * * * 2027", "UTC"));
+    assert_eq!(found[0].key, "schedule.cron");
+    assert!(found[0].message.contains("7 fields"), "{found:?}");
+}
+
+#[test]
+fn unknown_timezone_suggests_a_name() {
+    let found = problems(&with_schedule("15 3 * * *", "Berlin"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "schedule.timezone");
+    assert_eq!(found[0].line, 10);
+    assert!(found[0].message.contains("\"Europe/Berlin\""), "{found:?}");
+}
+
+#[test]
+fn default_schedule_is_daily_in_utc() {
+    let config = Config::parse(MINIMAL, Path::new("patrol.toml")).unwrap();
+    assert_eq!(config.schedule.cron, "15 3 * * *");
+    assert_eq!(config.schedule.timezone, chrono_tz::Tz::UTC);
+}
+
+#[test]
+fn zero_grace_period_is_rejected() {
+    let found = problems(&format!("{MINIMAL}\n[safety]\ngrace_period = \"0s\"\n"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "safety.grace_period");
+}
+
+#[test]
+fn api_url_with_password_is_rejected_without_echoing_it() {
+    let text = MINIMAL.replace(
+        "https://acme.api.identitynow.com",
+        "https://auditor:hunter2@acme.api.identitynow.com",
+    );
+    let found = problems(&text);
+    assert_eq!(found[0].key, "tenant[0].api_url");
+    assert!(
+        found[0].message.contains("user name or password"),
+        "{found:?}"
+    );
+    assert!(!found[0].message.contains("hunter2"), "{found:?}");
+}
+
+#[test]
+fn api_url_with_version_path_is_rejected() {
+    let text = MINIMAL.replace(
+        "https://acme.api.identitynow.com",
+        "https://acme.api.identitynow.com/v3/",
+    );
+    let found = problems(&text);
+    assert_eq!(found[0].key, "tenant[0].api_url");
+    assert!(
+        found[0].message.contains("api_version = \"v3\""),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn contradicting_conditions_are_rejected() {
+    let cases = [
+        (
+            "never_used = true\nlast_used_older_than = \"90d\"",
+            "never_used",
+        ),
+        ("expired = true\nexpires_within = \"14d\"", "expired"),
+        ("never_expires = true\nexpired = true", "never_expires"),
+        (
+            "never_expires = true\nexpires_within = \"14d\"",
+            "never_expires",
+        ),
+    ];
+    for (conditions, field) in cases {
+        let text =
+            format!("{MINIMAL}\n[[rule]]\nname = \"r\"\naction = \"report\"\n{conditions}\n");
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{conditions}: {found:?}");
+        assert_eq!(found[0].key, format!("rule[0].{field}"), "{conditions}");
+        assert!(found[0].message.contains("never match"), "{found:?}");
+    }
+}
+
+#[test]
+fn consistent_negated_conditions_are_accepted() {
+    let text = format!(
+        "{MINIMAL}\n[[rule]]\nname = \"r\"\naction = \"report\"\nnever_used = false\n\
+         last_used_older_than = \"90d\"\nexpired = false\nexpires_within = \"14d\"\n"
+    );
+    assert!(Config::parse(&text, Path::new("p.toml")).is_ok());
+}
+
+#[test]
+fn exemption_with_past_until_is_valid() {
+    let text = format!(
+        "{MINIMAL}\n[[exemption]]\ntoken_id = \"t1\"\nreason = \"kept\"\nuntil = \"2001-01-01\"\n"
+    );
+    let config = Config::parse(&text, Path::new("p.toml")).unwrap();
+    assert_eq!(config.exemptions.len(), 1);
+}
+
+#[test]
+fn exemption_with_empty_token_id_is_rejected() {
+    let text = format!("{MINIMAL}\n[[exemption]]\ntoken_id = \"\"\nreason = \"kept\"\n");
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "exemption[0].token_id");
+}
+
+#[test]
+fn table_problem_points_at_its_header() {
+    let text = format!("{MINIMAL}\n[[exemption]]\nuntil = \"2027-01-01\"\n");
+    let found = problems(&text);
+    let keys: Vec<&str> = found.iter().map(|problem| problem.key.as_str()).collect();
+    assert_eq!(keys, ["exemption[0]", "exemption[0].reason"]);
+    assert!(found.iter().all(|problem| problem.line == 8), "{found:?}");
+}
+
+#[test]
+fn missing_key_is_named_in_the_key_path() {
+    let text = MINIMAL.replace("client_id = \"aaaa0000000000000000000000000001\"\n", "");
+    let found = problems(&text);
+    assert_eq!(found[0].key, "tenant[0].client_id");
+    assert!(
+        found[0].message.contains("missing required key"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn wrong_type_of_spanned_value_has_clean_key() {
+    let text = format!("{MINIMAL}\n[safety]\nmax_deletions_per_run = \"25\"\n");
+    let found = problems(&text);
+    assert_eq!(found[0].key, "safety.max_deletions_per_run");
+    assert!(
+        found[0].message.contains("expected an integer"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn duplicate_key_names_the_key_and_table() {
+    let text = format!("{MINIMAL}\n[safety]\ndry_run = true\ndry_run = false\n");
+    let found = problems(&text);
+    assert_eq!(found[0].key, "safety.dry_run");
+    assert_eq!(found[0].line, 10);
+    assert!(
+        found[0].message.contains("duplicate key `dry_run`"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn syntax_error_names_the_key_of_its_line() {
+    let text = format!("{MINIMAL}\n[safety]\ngrace_period = \"7d\n");
+    let found = problems(&text);
+    assert_eq!(found[0].key, "safety.grace_period");
+    assert_eq!(found[0].line, 9);
+    assert!(found[0].message.starts_with("invalid TOML"), "{found:?}");
+}
+
+#[test]
+fn section_of_the_wrong_shape_says_how_to_write_it() {
+    let found = problems(&format!("{MINIMAL}\n[[schedule]]\ncron = \"15 3 * * *\"\n"));
+    assert_eq!(found[0].key, "schedule");
+    assert!(
+        found[0].message.contains("write [schedule] once"),
+        "{found:?}"
+    );
+
+    let found = problems(&format!(
+        "{MINIMAL}\n[rule]\nname = \"r\"\naction = \"report\"\n"
+    ));
+    assert_eq!(found[0].key, "rule");
+    assert!(found[0].message.contains("write [[rule]]"), "{found:?}");
+}
+
+#[test]
+fn empty_tenant_list_points_at_the_file_start() {
+    let found = problems("[safety]\ndry_run = true\n");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "tenant");
+    assert_eq!((found[0].line, found[0].column), (1, 1));
+}
+
+#[test]
+fn problems_are_sorted_by_line() {
+    let text = format!(
+        "[schedule]\ntimezone = \"Nowhere\"\n{MINIMAL}\n[[rule]]\nname = \"r\"\naction = \"purge\"\n\
+         never_used = true\n"
+    );
+    let found = problems(&text);
+    let lines: Vec<usize> = found.iter().map(|problem| problem.line).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted);
+    assert_eq!(found[0].key, "schedule.timezone");
+}
+
+#[test]
+fn missing_secret_names_tenant_source_and_line() {
+    let text = MINIMAL.replace("PATROL_SECRET", "PATROL_TEST_VARIABLE_THAT_IS_NEVER_SET");
+    let config = Config::parse(&text, Path::new("p.toml")).unwrap();
+    let found = config.check_secrets();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, "tenant[0].client_secret_env");
+    assert_eq!(found[0].line, 6);
+    assert!(found[0].message.contains("\"acme\""), "{found:?}");
+    assert!(
+        found[0]
+            .message
+            .contains("PATROL_TEST_VARIABLE_THAT_IS_NEVER_SET"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn readable_secret_file_passes_without_being_shown() {
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::write(directory.path().join("secret"), "s3cret-value\n").unwrap();
+    let text = MINIMAL.replace(
+        "client_secret_env = \"PATROL_SECRET\"",
+        "client_secret_file = \"secret\"",
+    );
+    let config = Config::parse(&text, &directory.path().join("patrol.toml")).unwrap();
+    assert!(config.check_secrets().is_empty());
+    assert!(!format!("{config:?}").contains("s3cret-value"));
+
+    std::fs::remove_file(directory.path().join("secret")).unwrap();
+    let found = config.check_secrets();
+    assert_eq!(found[0].key, "tenant[0].client_secret_file");
 }

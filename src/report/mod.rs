@@ -5,6 +5,7 @@
 
 mod explain;
 mod json;
+pub mod policy_text;
 mod reason;
 mod table;
 
