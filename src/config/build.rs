@@ -398,19 +398,6 @@ impl Checker<'_> {
         {
             self.report(value, "safety.max_clock_skew", "must be longer than 0s");
         }
-        // With a zero grace period a token would be deleted in the very run that first
-        // flags it, so no one could review it before it is gone.
-        if let Some(value) = &raw.grace_period
-            && grace_period <= TimeDelta::zero()
-        {
-            self.report(
-                value,
-                "safety.grace_period",
-                "must be longer than 0s: a token is deleted only after it has been flagged \
-                 for this long, so that someone can review it first; \"7d\" is the default",
-            );
-        }
-
         let max_deletions_per_run = match &raw.max_deletions_per_run {
             None => defaults.max_deletions_per_run,
             Some(value) => match usize::try_from(*value.get_ref()) {

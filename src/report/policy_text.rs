@@ -316,6 +316,16 @@ fn protections(text: &mut String, config: &Config, now: DateTime<Utc>) {
 
 fn grace_period(text: &mut String, config: &Config) {
     heading(text, "Grace period");
+    if config.safety.grace_period.is_zero() {
+        paragraph(
+            text,
+            "  ",
+            "WARNING: the grace period is 0s, so a token is deleted in the same run that first \
+             flags it, before anyone can review it. Set [safety] grace_period (default 7d) \
+             unless this is intended.",
+        );
+        return;
+    }
     paragraph(
         text,
         "  ",
