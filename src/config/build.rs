@@ -4,7 +4,7 @@
 //! the file. Nothing here reads the network, and nothing reads a secret: whether each
 //! secret exists is left to [`Config::check_secrets`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -795,7 +795,7 @@ fn check_api_url(text: &str) -> Result<(), String> {
     }
     match url.scheme() {
         "https" => Ok(()),
-        "http" if is_loopback_host(&url) => Ok(()),
+        "http" if crate::isc::url::is_loopback(&url) => Ok(()),
         "http" => Err(format!(
             "plain http is allowed only for loopback addresses, and \"{text}\" is not one; use https://"
         )),
@@ -818,11 +818,3 @@ fn without_userinfo(text: &str) -> String {
     }
 }
 
-fn is_loopback_host(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(address)) => IpAddr::V4(address).is_loopback(),
-        Some(url::Host::Ipv6(address)) => IpAddr::V6(address).is_loopback(),
-        None => false,
-    }
-}

@@ -14,7 +14,7 @@ mod pacer;
 mod request;
 mod retry;
 mod stats;
-mod url;
+pub(crate) mod url;
 
 pub use client::{
     ApiVersion, Client, ClientSettings, DeleteOutcome, LATENCY_BUCKETS_SECONDS, LatencyHistogram,
