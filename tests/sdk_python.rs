@@ -34,7 +34,7 @@ fn pinned_version() -> String {
         .to_owned()
 }
 
-/// The venv's interpreter, or why it cannot run the pinned SDK.
+/// Finds the venv's interpreter, or returns why it cannot run the pinned SDK.
 fn sdk_python() -> Result<PathBuf, String> {
     let python = project_root().join(".venv-sdk/bin/python");
     if !python.exists() {

@@ -56,9 +56,9 @@ fn multipart_body(boundary: &str, fields: &[(&str, &str)]) -> String {
     body
 }
 
-async fn token_answer(response: reqwest::Response) -> Value {
+async fn token_response_body(response: reqwest::Response) -> Value {
     let status = response.status();
-    let body: Value = response.json().await.expect("token answer is not JSON");
+    let body: Value = response.json().await.expect("token response is not JSON");
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -104,7 +104,7 @@ async fn token_endpoint_accepts_four_request_shapes() {
         ("query", query),
         ("split", split),
     ] {
-        let body = token_answer(response).await;
+        let body = token_response_body(response).await;
         assert_eq!(body["token_type"], "bearer", "{shape}: {body}");
         assert_eq!(body["expires_in"], 749, "{shape}: {body}");
         assert_eq!(
@@ -215,7 +215,7 @@ async fn every_version_path_lists_and_deletes() {
 }
 
 #[tokio::test]
-async fn second_delete_answers_documented_404() {
+async fn second_delete_returns_documented_404() {
     let sim = start_fixture(&[]);
     let token = bearer(&sim).await;
     let path = "/v2025/personal-access-tokens/bbbb0000000000000000000000000003";
@@ -362,7 +362,7 @@ async fn filter_combines_with_or_and_not() {
 }
 
 #[tokio::test]
-async fn filter_unsupported_field_or_operator_answers_400() {
+async fn unsupported_filter_returns_400() {
     let sim = start_fixture(&[]);
     let token = bearer(&sim).await;
 
@@ -408,7 +408,7 @@ async fn owner_id_selects_owner_and_me() {
 }
 
 #[tokio::test]
-async fn rate_limit_answers_429_and_counts_it() {
+async fn rate_limit_returns_429_and_counts() {
     let sim = start_fixture(&["--rate-limit", "3", "--rate-window", "60"]);
     let token = bearer(&sim).await;
 
@@ -535,7 +535,7 @@ async fn cut_body_fault_stops_halfway() {
 }
 
 #[tokio::test]
-async fn drop_fault_closes_without_answer() {
+async fn drop_fault_closes_without_response() {
     let sim = start_fixture(&[]);
     let token = bearer(&sim).await;
     sim.set_faults(json!({"fault-drop": 1})).await;
@@ -614,7 +614,7 @@ async fn list_cap_and_ignored_filters_faults() {
 }
 
 #[tokio::test]
-async fn latency_delays_api_answers() {
+async fn latency_delays_api_responses() {
     let sim = start_fixture(&["--latency-ms", "300"]);
     let token = bearer(&sim).await;
     let started = Instant::now();
@@ -729,12 +729,83 @@ async fn control_faults_reject_unknown_names_and_stats_reset() {
 }
 
 #[tokio::test]
-async fn unknown_path_answers_404_dto() {
+async fn unknown_path_returns_404_dto() {
     let sim = start_fixture(&[]);
     let token = bearer(&sim).await;
     let (status, body) = sim.get("/v4/personal-access-tokens", &token).await;
     assert_eq!(status, 404);
     assert_error_dto(&body, "404 Not found");
+}
+
+#[tokio::test]
+async fn unserved_method_returns_405_dto() {
+    let sim = start_fixture(&[]);
+    let token = bearer(&sim).await;
+    let response = sim
+        .http()
+        .post(sim.url("/v3/personal-access-tokens"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "new"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_error_dto(&response.text().await.unwrap(), "405 Method Not Allowed");
+}
+
+#[tokio::test]
+async fn token_endpoint_rate_limit_is_opt_in() {
+    let unlimited = start_fixture(&["--rate-limit", "1"]);
+    for _ in 0..3 {
+        bearer(&unlimited).await;
+    }
+
+    let limited = start_fixture(&["--rate-limit", "1", "--rate-limit-token-endpoint"]);
+    bearer(&limited).await;
+    let response = limited
+        .http()
+        .post(limited.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+
+    let stats = limited.stats().await;
+    let oauth = stats["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|window| window["version"] == "oauth")
+        .expect("oauth window");
+    assert_eq!(oauth["requests"], 2, "{stats}");
+}
+
+#[tokio::test]
+async fn same_seed_hits_same_requests() {
+    async fn statuses(seed: &str) -> Vec<u16> {
+        let sim = start_fixture(&["--fault-5xx", "0.5", "--seed", seed]);
+        let token = bearer(&sim).await;
+        let mut statuses = Vec::new();
+        for _ in 0..24 {
+            statuses.push(sim.get("/v3/personal-access-tokens", &token).await.0);
+        }
+        statuses
+    }
+
+    let first = statuses("7").await;
+    let second = statuses("7").await;
+    assert_eq!(first, second);
+    assert!(first.contains(&200), "{first:?}");
+    assert!(first.iter().any(|&status| status >= 500), "{first:?}");
+
+    let other_seed = statuses("8").await;
+    assert_ne!(first, other_seed);
 }
 
 #[test]

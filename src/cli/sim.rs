@@ -1,8 +1,8 @@
 //! `patrol sim`: serves a simulated ISC tenant on loopback until SIGINT or SIGTERM.
 //!
-//! The first line on stdout is the tenant's base URL (flushed at once, so a parent process
-//! can read it); logs go to stderr through tracing (`RUST_LOG` sets the level, default
-//! `info`). The flags map one to one onto [`patrol::sim::SimConfig`] and
+//! The first line on stdout is the tenant's base URL, flushed at once so that a parent
+//! process can read it. Logs go to stderr through tracing (`RUST_LOG` sets the level,
+//! default `info`). The flags map one to one onto [`patrol::sim::SimConfig`] and
 //! [`patrol::sim::Faults`]; the fault flags have the same names as the JSON fields of
 //! `PUT /_sim/faults`.
 
@@ -45,7 +45,7 @@ pub struct SimArgs {
     #[arg(long)]
     pub rate_limit_token_endpoint: bool,
 
-    /// Delay before every API answer, in milliseconds.
+    /// Delay before every API response, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,
 
@@ -53,7 +53,7 @@ pub struct SimArgs {
     #[arg(long, value_name = "SECS", default_value_t = sim::DEFAULT_TOKEN_TTL_SECS)]
     pub token_ttl: u64,
 
-    /// Seconds added to the Date header of every answer; negative values put it behind.
+    /// Seconds added to the Date header of every response; negative values put it behind.
     #[arg(
         long,
         value_name = "SECS",
@@ -62,38 +62,38 @@ pub struct SimArgs {
     )]
     pub clock_skew: i64,
 
-    /// Fraction (0 to 1) of PAT requests answered 429.
+    /// Fraction (0 to 1) of PAT requests that get 429.
     #[arg(long = "fault-429", value_name = "FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
     pub fault_429: f64,
 
-    /// Retry-After of the injected 429 answers, in seconds.
+    /// Retry-After of the injected 429 responses, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 1)]
     pub fault_retry_after: u64,
 
-    /// Fraction (0 to 1) of PAT requests answered with a 5xx status.
+    /// Fraction (0 to 1) of PAT requests that get a 5xx status.
     #[arg(long = "fault-5xx", value_name = "FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
     pub fault_5xx: f64,
 
-    /// Status of the injected 5xx answers (500 to 599); without it they cycle through 500,
+    /// Status of the injected 5xx responses (500 to 599); without it they cycle through 500,
     /// 502, 503 and 504.
     #[arg(long = "fault-5xx-status", value_name = "STATUS",
           value_parser = clap::value_parser!(u16).range(500..=599))]
     pub fault_5xx_status: Option<u16>,
 
-    /// Fraction (0 to 1) of PAT requests whose connection is closed without an answer.
+    /// Fraction (0 to 1) of PAT requests whose connection is closed without a response.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
     pub fault_drop: f64,
 
-    /// Fraction (0 to 1) of list answers whose body is not valid JSON.
+    /// Fraction (0 to 1) of list responses whose body is not valid JSON.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
     pub fault_malformed: f64,
 
-    /// Fraction (0 to 1) of list answers cut off halfway through the body, after which the
+    /// Fraction (0 to 1) of list responses cut off halfway through the body, after which the
     /// connection closes.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
     pub fault_cut_body: f64,
 
-    /// Largest number of tokens in one list answer; the rest is silently left out.
+    /// Maximum number of tokens in one list response; the rest is silently left out.
     #[arg(long, value_name = "N")]
     pub fault_list_cap: Option<usize>,
 
@@ -256,6 +256,7 @@ mod tests {
         ])
         .unwrap()
         .config();
+
         assert_eq!(config.clients.len(), 2);
         assert_eq!(config.clients[1].id, "id2");
         assert_eq!(config.rate_limit, 5);

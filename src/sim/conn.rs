@@ -1,7 +1,7 @@
 //! Connections of the simulated tenant, with a handle that lets a request handler break its
-//! own connection: close it without an answer, or cut the answer's body off halfway.
+//! own connection: close it without a response, or cut the response body off halfway.
 //!
-//! HTTP handlers cannot reach the socket they are answered on, so the listener wraps every
+//! HTTP handlers cannot reach the socket of their request, so the listener wraps every
 //! accepted `TcpStream` in [`SimIo`] and hands a shared [`Connection`] handle to the
 //! handlers through axum's connect info. Once a handler switches the handle to a failure
 //! mode, the wrapper fails hyper's writes (after letting through the permitted prefix), so
@@ -91,12 +91,12 @@ enum WriteMode {
 const HEADER_END: &[u8; 4] = b"\r\n\r\n";
 
 impl Connection {
-    /// Closes the connection instead of sending the current answer.
+    /// Closes the connection instead of sending the current response.
     pub(crate) fn abort(&self) {
         *self.lock() = WriteMode::Abort;
     }
 
-    /// Sends the current answer's headers and the first `body_bytes` bytes of its body,
+    /// Sends the current response's headers and the first `body_bytes` bytes of its body,
     /// then closes the connection.
     pub(crate) fn cut_body_after(&self, body_bytes: usize) {
         *self.lock() = WriteMode::Cut {
@@ -112,7 +112,7 @@ impl Connection {
 }
 
 impl WriteMode {
-    /// How many leading bytes of `buf` may still be written.
+    /// Returns how many leading bytes of `buf` may still be written.
     fn allowance(&self, buf: &[u8]) -> usize {
         match *self {
             Self::Normal => buf.len(),
@@ -242,7 +242,7 @@ impl AsyncWrite for SimIo {
     }
 }
 
-/// What each request learns about its connection (axum connect info).
+/// Connection details each request receives (axum connect info).
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionInfo {
     pub(crate) connection: Connection,

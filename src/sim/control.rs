@@ -54,7 +54,7 @@ async fn list_tokens(State(tenant): State<Arc<Tenant>>) -> Response {
 }
 
 /// Adds a token at the end of the list, or replaces the token with the same id in place.
-/// Answers 201 for a new token and 200 for a replaced one, with the stored token.
+/// Returns the stored token with 201 for a new token and 200 for a replaced one.
 async fn put_token(State(tenant): State<Arc<Tenant>>, body: String) -> Response {
     let token = match SimToken::from_json(&body) {
         Ok(token) => token,
@@ -71,7 +71,7 @@ async fn put_token(State(tenant): State<Arc<Tenant>>, body: String) -> Response 
 }
 
 /// Sets the top-level members of the body (a JSON object) on the token, for example a new
-/// `lastUsed`. Answers the updated token.
+/// `lastUsed`. Returns the updated token.
 async fn patch_token(
     State(tenant): State<Arc<Tenant>>,
     Path(id): Path<String>,

@@ -2,10 +2,10 @@
 //! they hit.
 //!
 //! The settings can be replaced while the tenant runs (`PUT /_sim/faults`), so they live
-//! behind a lock in the server state; their JSON names are the names of the `patrol sim`
+//! behind a lock in the server state. Their JSON names are the names of the `patrol sim`
 //! flags. Every fraction is a probability per API request between 0 and 1. The dice use one
 //! RNG seeded at start, so the same seed and the same sequence of requests hit the same
-//! requests; concurrent requests may of course arrive in a different order from run to run.
+//! requests. Concurrent requests may arrive in a different order from run to run, though.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// documented token response example.
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 749;
 
-/// Status codes answered in turn by the 5xx fault when no single status is chosen.
+/// Status codes returned in turn by the 5xx fault when no single status is chosen.
 pub const SERVER_ERROR_CYCLE: [u16; 4] = [500, 502, 503, 504];
 
 /// Faults and timing the tenant applies to API requests (`/oauth/token` and the PAT list
@@ -21,41 +21,42 @@ pub const SERVER_ERROR_CYCLE: [u16; 4] = [500, 502, 503, 504];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Faults {
-    /// Delay before every API answer, in milliseconds.
+    /// Delay before every API response, in milliseconds.
     pub latency_ms: u64,
-    /// Fraction of PAT requests answered 429, as if rate limited.
+    /// Fraction of PAT requests that get 429, as if rate limited.
     #[serde(rename = "fault-429")]
     pub too_many_requests: f64,
-    /// `Retry-After` of the injected 429 answers, in seconds.
+    /// `Retry-After` of the injected 429 responses, in seconds.
     #[serde(rename = "fault-retry-after")]
     pub retry_after_secs: u64,
-    /// Fraction of PAT requests answered with a 5xx status.
+    /// Fraction of PAT requests that get a 5xx status.
     #[serde(rename = "fault-5xx")]
     pub server_error: f64,
-    /// The status of injected 5xx answers; `None` cycles through 500, 502, 503, 504.
+    /// The status of injected 5xx responses. `None` cycles through 500, 502, 503, 504.
     #[serde(rename = "fault-5xx-status")]
     pub server_error_status: Option<u16>,
-    /// Fraction of PAT requests whose connection is closed without an answer.
+    /// Fraction of PAT requests whose connection is closed without a response.
     #[serde(rename = "fault-drop")]
     pub drop_connection: f64,
-    /// Fraction of list answers (status 200) whose body is not valid JSON.
+    /// Fraction of list responses (status 200) whose body is not valid JSON.
     #[serde(rename = "fault-malformed")]
     pub malformed_body: f64,
-    /// Fraction of list answers whose body stops halfway, after which the connection
-    /// closes; the `Content-Length` header still announces the full body.
+    /// Fraction of list responses whose body stops halfway, after which the connection
+    /// closes. The `Content-Length` header still announces the full body.
     #[serde(rename = "fault-cut-body")]
     pub cut_body: f64,
-    /// Largest number of tokens one list answer holds, whatever the request; the rest is
+    /// Maximum number of tokens in one list response, whatever the request; the rest is
     /// silently left out. `None` lists everything.
     #[serde(rename = "fault-list-cap")]
     pub list_cap: Option<usize>,
-    /// Ignore the `filters` parameter and list every token (of the requested owner).
+    /// Whether to ignore the `filters` parameter, so that every list returns all tokens of
+    /// the requested owner.
     #[serde(rename = "fault-ignore-filters")]
     pub ignore_filters: bool,
-    /// Lifetime of newly issued access tokens, in seconds (the `expires_in` answered).
+    /// Lifetime of newly issued access tokens, in seconds (the `expires_in` returned).
     #[serde(rename = "token-ttl")]
     pub token_ttl_secs: u64,
-    /// Seconds added to the `Date` header of every answer; negative puts it in the past.
+    /// Seconds added to the `Date` header of every response; negative puts it in the past.
     #[serde(rename = "clock-skew")]
     pub clock_skew_secs: i64,
 }

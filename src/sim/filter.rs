@@ -4,14 +4,14 @@
 //! parentheses, the operators `eq ne gt ge lt le co sw in ca isnull pr`, quoted strings and
 //! bare literals), with precedence `not` over `and` over `or`. The PAT endpoint documents
 //! only the field `lastUsed` with the operators `le` and `isnull`, so every other field or
-//! operator is rejected after parsing with a message that names it; the server answers such
-//! a filter with 400.
+//! operator is rejected after parsing with a message that names it, and the server responds
+//! to such a filter with 400.
 //!
 //! Evaluation: `lastUsed le X` holds only for a token whose `lastUsed` is a date-time at or
 //! before X (a null or absent `lastUsed` never matches), and `lastUsed isnull` holds when it
 //! is null or absent. Date-time literals are RFC 3339, quoted or not, with any number of
 //! fraction digits and `Z` or a numeric offset. Keywords and operators are lowercase only.
-//! Query decoding (`+` and `%20` as space) happens before this module sees the text.
+//! Query decoding (`+` and `%20` as space) happens before this module receives the text.
 
 use std::fmt;
 
@@ -29,7 +29,7 @@ pub enum Filter {
     Or(Box<Filter>, Box<Filter>),
 }
 
-/// Why a filter expression was rejected. The message is meant for the API caller.
+/// Error of an invalid or unsupported filter expression, with a message for the API caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct FilterError(String);
@@ -49,7 +49,7 @@ impl Filter {
         Self::from_expression(expression)
     }
 
-    /// Whether a token with this `lastUsed` (`None` for null or absent) passes the filter.
+    /// Tests whether a token with this `lastUsed` (`None` for null or absent) passes the filter.
     pub fn matches(&self, last_used: Option<DateTime<Utc>>) -> bool {
         match self {
             Self::LastUsedLe(limit) => last_used.is_some_and(|used| used <= *limit),

@@ -18,9 +18,9 @@
 //!   missing, unknown and expired tokens get 401 with the gateway's `{"error": ...}` body.
 //!   Other methods on these paths get 405; creating and patching PATs is not simulated.
 //! - Requests are rate limited per client id and API version with a sliding window
-//!   (default 100 requests per 10 s, like ISC); a request over the limit gets 429 with
+//!   (default 100 requests per 10 s, like ISC). A request over the limit gets 429 with
 //!   `{"message":" Rate Limit Exceeded "}` and `Retry-After` in whole seconds.
-//! - Every answer carries a `Date` header, shifted by the configured clock skew.
+//! - Every response carries a `Date` header, shifted by the configured clock skew.
 //!
 //! # Control API
 //!
@@ -32,7 +32,7 @@
 //! | `GET /_sim/tokens` | the current tokens, in list order |
 //! | `POST /_sim/tokens` | adds the token in the body (201) or replaces the one with its id in place (200) |
 //! | `PATCH /_sim/tokens/{id}` | sets the top-level members of the body on the token, for example `{"lastUsed": "..."}` to simulate use; 404 if absent |
-//! | `GET /_sim/stats` | [`SimStats`]: answers by method, path kind and status; deletes; 429 answers; per client and version the busiest window; token-endpoint calls; fault hits |
+//! | `GET /_sim/stats` | [`SimStats`]: responses by method, path kind and status; deletes; 429 responses; per client and version the busiest window; token-endpoint calls; fault hits |
 //! | `POST /_sim/stats/reset` | zeroes the statistics (204) |
 //! | `GET /_sim/faults` | the fault settings in force, as [`Faults`] JSON |
 //! | `PUT /_sim/faults` | replaces every fault setting with the body, whose names are the `patrol sim` flags (`fault-429`, `latency-ms`, `token-ttl`, …); names left out take their defaults |
@@ -186,7 +186,7 @@ pub enum SimError {
 }
 
 /// A running simulated tenant. Dropping the handle stops the server in the background;
-/// [`SimHandle::shutdown`] stops it and waits until open requests are answered.
+/// [`SimHandle::shutdown`] stops it and waits for the responses to open requests.
 #[derive(Debug)]
 pub struct SimHandle {
     /// Base URL of the API and the token endpoint, like `http://127.0.0.1:41234`.
@@ -204,7 +204,7 @@ impl SimHandle {
         self.tenant.stats().snapshot()
     }
 
-    /// The fault settings in force.
+    /// Returns the fault settings in force.
     pub fn faults(&self) -> Faults {
         self.tenant.faults()
     }

@@ -2,7 +2,7 @@
 //!
 //! The parameters `grant_type`, `client_id` and `client_secret` are read from the query
 //! string and from the body, which may be `application/x-www-form-urlencoded` or
-//! `multipart/form-data`; any mix of the two places works, and the first occurrence of a
+//! `multipart/form-data`. Any mix of the two places works, and the first occurrence of a
 //! name wins. That covers the four shapes the official clients send: urlencoded body
 //! (Python, Go SDKs), multipart body (TypeScript, PowerShell SDKs), everything in the query
 //! (documented), and `grant_type` in the query with the credentials in the body (the CLI).
@@ -10,7 +10,7 @@
 //! With no clients configured any id and secret are accepted; otherwise the pair must match
 //! one configured client. Issued access tokens are random opaque strings (not JWTs) kept in
 //! memory with their expiry and client id. The endpoint is rate limited only when the
-//! configuration asks for it, under the version label `oauth`.
+//! configuration enables it, under the version label `oauth`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,10 +31,10 @@ const TENANT_ID: &str = "5e3f0c1a-7d2b-4c8e-9a61-0b5d2f4e8c73";
 const ORG: &str = "sim";
 const POD: &str = "sim";
 
-/// `identity_id` answered for a client id that is not the id of a listed token.
+/// `identity_id` returned for a client id that is not the id of a listed token.
 const UNKNOWN_IDENTITY_ID: &str = "00000000000000000000000000000000";
 
-/// Access tokens kept before expired ones are pruned; tokens stay answerable as "expired"
+/// Access tokens kept before expired ones are pruned; tokens stay known as "expired"
 /// for at least an hour after their expiry.
 const PRUNE_ABOVE: usize = 100_000;
 const KEEP_EXPIRED_FOR: Duration = Duration::from_secs(3600);

@@ -3,7 +3,7 @@
 //!
 //! ISC documents its limit as 100 requests per `client_id` and API version per 10 seconds.
 //! The limiter keeps, per key, the instants of the requests it admitted during the last
-//! window; a request is admitted while fewer than the limit are on record. A rejected
+//! window. A request is admitted while fewer than the limit are on record. A rejected
 //! request is not recorded, so a client that keeps retrying is admitted as soon as the
 //! oldest admitted request leaves the window. Instants come from the caller, which keeps
 //! this module free of clocks and testable without waiting.
@@ -21,7 +21,7 @@ pub(crate) struct SlidingWindowLimiter<K> {
 }
 
 impl<K: Eq + Hash> SlidingWindowLimiter<K> {
-    /// A limit of 0 admits everything.
+    /// Creates a limiter. A limit of 0 admits every request.
     pub(crate) fn new(limit: u32, window: Duration) -> Self {
         Self {
             limit,

@@ -1,12 +1,12 @@
-//! Error answers of the simulated tenant, shaped like the ISC API documents them.
+//! Error responses of the simulated tenant, shaped like the ISC API documents them.
 //!
-//! - 400, 403, 404, 500 (and the other 5xx): `ErrorResponseDto`, with `detailCode`, a random
-//!   32-hex `trackingId` and one message in `en-US`; the 400 body also carries an empty
+//! - 400, 404, 405, 500 and the other 5xx: `ErrorResponseDto`, with `detailCode`, a random
+//!   32-hex `trackingId` and one message in `en-US`. The 400 body also carries an empty
 //!   `causes` array, as the documented example does.
 //! - 401: `{"error": "..."}`, not an `ErrorResponseDto`.
 //! - 429: `{"message":" Rate Limit Exceeded "}` (the spaces are in the documented example)
 //!   with `Retry-After` in whole seconds.
-//! - The token endpoint answers errors the way Spring Security's OAuth server does:
+//! - The token endpoint returns OAuth errors as RFC 6749 (section 5.2) defines them:
 //!   `{"error": code, "error_description": text}`.
 
 use axum::Json;
@@ -14,11 +14,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// The text SailPoint's gateway answers when a token request has wrong client credentials.
+/// The text SailPoint's gateway returns when a token request has wrong client credentials.
 pub(crate) const FULL_AUTHENTICATION_REQUIRED: &str =
     "Full authentication is required to access this resource";
 
-/// A new random `trackingId`: 32 lowercase hex digits.
+/// Generates a random `trackingId`: 32 lowercase hex digits.
 pub(crate) fn tracking_id() -> String {
     format!("{:032x}", fastrand::u128(..))
 }
@@ -65,7 +65,8 @@ pub(crate) fn method_not_allowed() -> Response {
     )
 }
 
-/// A 5xx answer: the documented 500 body, and the same shape for the gateway statuses.
+/// Builds a 5xx response: the documented 500 body, and the same shape for the gateway
+/// statuses.
 pub(crate) fn server_error(status: u16) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (detail_code, text) = match status.as_u16() {
@@ -100,7 +101,7 @@ pub(crate) fn too_many_requests(retry_after_secs: u64) -> Response {
     response
 }
 
-/// An OAuth error of the token endpoint.
+/// Builds an OAuth error response of the token endpoint.
 pub(crate) fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
     (
         status,

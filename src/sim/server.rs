@@ -1,12 +1,18 @@
-//! The HTTP side of the simulated tenant: shared state, routes, the middleware every answer
+//! The HTTP side of the simulated tenant: shared state, routes, the middleware every response
 //! passes through, and the PAT list and delete handlers.
 //!
-//! An API request (token endpoint or PAT path) goes through these steps in order: the
-//! configured latency; the dropped-connection fault; bearer-token authentication (401);
-//! the per-client, per-version rate limit (429); the injected 429 and 5xx faults; the
-//! handler itself. Control requests under `/_sim/` skip all of them. Every answer, control
+//! An API request (token endpoint or PAT path) goes through these steps in order:
+//!
+//! 1. the configured latency,
+//! 2. the dropped-connection fault,
+//! 3. bearer-token authentication (401),
+//! 4. the per-client, per-version rate limit (429),
+//! 5. the injected 429 and 5xx faults,
+//! 6. the handler itself.
+//!
+//! The token endpoint takes only steps 1 and 6 (and 4 when configured). Control requests under `/_sim/` skip all of them. Every response, control
 //! API included, gets a `Date` header shifted by the configured clock skew, and every
-//! answer outside `/_sim/` is counted in the statistics.
+//! response outside `/_sim/` is counted in the statistics.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -103,7 +109,7 @@ impl Tenant {
         lock(&self.dice).hits(fraction)
     }
 
-    /// Records an arrival for the statistics and asks the limiter.
+    /// Records an arrival for the statistics and checks the limiter.
     pub(crate) fn check_rate_limit(
         &self,
         client_id: &str,
@@ -147,7 +153,7 @@ impl Tenant {
     }
 }
 
-/// Why a request ends before its handler runs.
+/// Reason a request ends before its handler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rejection {
     /// 401 with this message.
@@ -156,7 +162,7 @@ pub(crate) enum Rejection {
     TooManyRequests { retry_after_secs: u64 },
     /// An injected 5xx with this status.
     ServerError(u16),
-    /// The connection is closed without an answer.
+    /// The connection is closed without a response.
     Dropped,
 }
 
@@ -187,7 +193,7 @@ fn whole_seconds_up(wait: Duration) -> u64 {
     seconds.max(1)
 }
 
-/// Marks an answer that is never sent because its connection was dropped.
+/// Marks a response that is never sent because its connection was dropped.
 #[derive(Debug, Clone, Copy)]
 struct Dropped;
 
@@ -269,7 +275,7 @@ impl PathKind {
     }
 }
 
-/// Applies latency, counts the answer and sets the `Date` header.
+/// Applies latency, counts the response and sets the `Date` header.
 async fn track(State(tenant): State<Arc<Tenant>>, request: Request, next: Next) -> Response {
     let kind = PathKind::of(request.uri().path());
     let method = request.method().clone();
@@ -289,8 +295,8 @@ async fn track(State(tenant): State<Arc<Tenant>>, request: Request, next: Next) 
         };
         tenant
             .stats()
-            .record_answer(method.as_str(), kind.label(), &status);
-        tracing::debug!(%method, kind = kind.label(), %status, "answered");
+            .record_response(method.as_str(), kind.label(), &status);
+        tracing::debug!(%method, kind = kind.label(), %status, "responded");
     }
 
     let date = skewed(SystemTime::now(), tenant.faults().clock_skew_secs);
@@ -342,7 +348,7 @@ fn admit(
     Ok(client_id)
 }
 
-/// Which owners' tokens a list request covers.
+/// Owners whose tokens a list request covers.
 enum OwnerScope {
     All,
     Identity(String),
@@ -520,7 +526,9 @@ mod tests {
         assert_eq!(body, r#"[{"id":"c","owner":{"id":"o1"}}]"#);
 
         let (body, capped) = list_body(&tokens, &OwnerScope::All, None, Some(1));
-        assert!(body.starts_with(r#"[{"id":"a""#) && body.ends_with("}]"));
+        assert!(body.starts_with(r#"[{"id":"a""#), "{body}");
+        assert!(body.ends_with("}]"), "{body}");
+        assert!(!body.contains(r#""id":"b""#), "{body}");
         assert!(capped);
 
         let (body, _) = list_body(&tokens, &OwnerScope::Nobody, None, None);

@@ -1,8 +1,8 @@
 //! Request statistics of the simulated tenant, as `GET /_sim/stats` returns them.
 //!
-//! Every answer to a request outside `/_sim/` is counted by method, path kind and status.
+//! Every response to a request outside `/_sim/` is counted by method, path kind and status.
 //! Per client id and API version the tenant also records how many requests arrived in the
-//! busiest window of the rate-limit window length, which lets a test check that a client
+//! busiest window of the rate-limit window length. A test can check with it that a client
 //! paced itself below the limit, whether or not the limit is enforced.
 
 use std::collections::BTreeMap;
@@ -15,16 +15,16 @@ use super::rate::WindowPeaks;
 /// A snapshot of the statistics since start or the last reset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimStats {
-    /// Answers by method, path kind (`token`, `list`, `delete`, `other`) and status code;
-    /// the status is `dropped` for connections closed without an answer.
+    /// Responses by method, path kind (`token`, `list`, `delete`, `other`) and status code.
+    /// The status is `dropped` for connections closed without a response.
     pub requests: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>,
     /// Calls of `POST /oauth/token`, whatever their outcome.
     pub token_requests: u64,
-    /// Tokens deleted (answers 204).
+    /// Tokens deleted (responses 204).
     pub deletes: u64,
-    /// All answers with status 429, from the rate limit and from the 429 fault.
+    /// All responses with status 429, from the rate limit and from the 429 fault.
     pub too_many_requests: u64,
-    /// Answers 429 from the rate limit alone.
+    /// Responses 429 from the rate limit alone.
     pub rate_limited: u64,
     /// Requests hit by each injected fault.
     pub faults: FaultCounts,
@@ -43,7 +43,7 @@ pub struct FaultCounts {
     pub dropped: u64,
     pub malformed: u64,
     pub cut_bodies: u64,
-    /// List answers that left tokens out because of `fault-list-cap`.
+    /// List responses that left tokens out because of `fault-list-cap`.
     pub capped_lists: u64,
 }
 
@@ -85,7 +85,7 @@ impl StatsRecorder {
         }
     }
 
-    pub(crate) fn record_answer(&mut self, method: &str, kind: &str, status: &str) {
+    pub(crate) fn record_response(&mut self, method: &str, kind: &str, status: &str) {
         *self
             .totals
             .requests
@@ -145,12 +145,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snapshot_counts_answers_and_windows() {
+    fn snapshot_counts_responses_and_windows() {
         let mut recorder = StatsRecorder::new(100, Duration::from_secs(10));
         let now = Instant::now();
-        recorder.record_answer("GET", "list", "200");
-        recorder.record_answer("GET", "list", "429");
-        recorder.record_answer("GET", "list", "200");
+        recorder.record_response("GET", "list", "200");
+        recorder.record_response("GET", "list", "429");
+        recorder.record_response("GET", "list", "200");
         recorder.record_arrival("pat", "v3", now);
         recorder.record_arrival("pat", "v3", now);
         recorder.record_arrival("pat", "beta", now);
@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn reset_keeps_rate_limit_info() {
         let mut recorder = StatsRecorder::new(5, Duration::from_secs(60));
-        recorder.record_answer("DELETE", "delete", "204");
+        recorder.record_response("DELETE", "delete", "204");
         recorder.record_arrival("pat", "v3", Instant::now());
         recorder.reset();
         let stats = recorder.snapshot();

@@ -7,7 +7,7 @@
 //! stored texts, so a listing of 1,000,000 tokens costs one pass and no re-serialization.
 //!
 //! The store keeps tokens in file order. A delete leaves a tombstone and removes the id from
-//! a hash index, so it costs O(1); the store compacts itself once tombstones outnumber live
+//! a hash index, so it costs O(1). The store compacts itself once tombstones outnumber live
 //! tokens, which keeps the amortized cost of a delete O(1) as well.
 
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::SimError;
 use super::json;
 
-/// Why one token is invalid.
+/// Reason a token is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("it is not valid JSON: {0}")]
@@ -104,22 +104,22 @@ impl SimToken {
         Self::from_json(&value.to_string())
     }
 
-    /// The token's `id`.
+    /// Returns the token's `id`.
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    /// The token's JSON text as the list endpoint serves it.
+    /// Returns the token's JSON text as the list endpoint serves it.
     pub fn raw_json(&self) -> &str {
         &self.raw
     }
 
-    /// The owner's identity id (`owner.id`), if the token has one.
+    /// Returns the owner's identity id (`owner.id`), if the token has one.
     pub fn owner_id(&self) -> Option<&str> {
         self.owner_id.as_deref()
     }
 
-    /// The token's `lastUsed`, or `None` when it is null or absent.
+    /// Returns the token's `lastUsed`, or `None` when it is null or absent.
     pub fn last_used(&self) -> Option<DateTime<Utc>> {
         self.last_used
     }

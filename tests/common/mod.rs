@@ -110,7 +110,7 @@ impl Sim {
         format!("{}{path}", self.base_url)
     }
 
-    /// A reqwest client without proxies, for requests to this tenant.
+    /// Returns the reqwest client (without proxies) for requests to this tenant.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
@@ -121,7 +121,7 @@ impl Sim {
     }
 
     /// Gets an access token with an urlencoded client-credentials request; panics unless
-    /// the tenant answers 200.
+    /// the tenant returns 200.
     pub async fn token(&self, client_id: &str, client_secret: &str) -> String {
         let response = self
             .http
@@ -134,11 +134,11 @@ impl Sim {
             .send()
             .await
             .expect("token request failed");
-        assert_eq!(response.status(), 200, "token request was not answered 200");
-        let body: Value = response.json().await.expect("token answer is not JSON");
+        assert_eq!(response.status(), 200, "token request did not return 200");
+        let body: Value = response.json().await.expect("token response is not JSON");
         body["access_token"]
             .as_str()
-            .expect("token answer has no access_token")
+            .expect("token response has no access_token")
             .to_owned()
     }
 
@@ -156,12 +156,12 @@ impl Sim {
     }
 
     /// Lists tokens on `path_and_query` and returns their ids in order; panics unless the
-    /// answer is 200 with a JSON array.
+    /// response is 200 with a JSON array.
     pub async fn list_ids(&self, path_and_query: &str, bearer: &str) -> Vec<String> {
         let (status, body) = self.get(path_and_query, bearer).await;
         assert_eq!(
             status, 200,
-            "GET {path_and_query} answered {status}: {body}"
+            "GET {path_and_query} returned {status}: {body}"
         );
         ids(&body)
     }
@@ -179,7 +179,7 @@ impl Sim {
         (status, response.text().await.expect("failed to read body"))
     }
 
-    /// GET on the control API; panics unless the answer is 200 JSON.
+    /// Sends GET to the control API and returns the JSON body; panics unless the status is 200.
     pub async fn control_get(&self, path: &str) -> Value {
         let response = self
             .http
@@ -188,7 +188,7 @@ impl Sim {
             .await
             .expect("control GET failed");
         assert_eq!(response.status(), 200, "control GET {path}");
-        response.json().await.expect("control answer is not JSON")
+        response.json().await.expect("control response is not JSON")
     }
 
     /// PUT, PATCH or POST of a JSON body on the control API; returns status and JSON body
@@ -207,7 +207,7 @@ impl Sim {
         let json = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).expect("control answer is not JSON")
+            serde_json::from_str(&text).expect("control response is not JSON")
         };
         (status, json)
     }
@@ -215,10 +215,10 @@ impl Sim {
     /// Replaces the fault settings; panics unless the tenant accepts them.
     pub async fn set_faults(&self, faults: Value) {
         let (status, body) = self.control_send("PUT", "/_sim/faults", &faults).await;
-        assert_eq!(status, 200, "PUT /_sim/faults answered {status}: {body}");
+        assert_eq!(status, 200, "PUT /_sim/faults returned {status}: {body}");
     }
 
-    /// The statistics from `GET /_sim/stats`.
+    /// Fetches the statistics from `GET /_sim/stats`.
     pub async fn stats(&self) -> Value {
         self.control_get("/_sim/stats").await
     }
@@ -264,7 +264,7 @@ impl Drop for Sim {
     }
 }
 
-/// A reqwest client for loopback tests: no proxy, ring as the TLS provider.
+/// Builds a reqwest client for loopback tests: no proxy, ring as the TLS provider.
 pub fn http_client() -> reqwest::Client {
     static PROVIDER: Once = Once::new();
     PROVIDER.call_once(|| {
@@ -276,7 +276,7 @@ pub fn http_client() -> reqwest::Client {
         .expect("failed to build the HTTP client")
 }
 
-/// The `id` of every element of a JSON array body, in order.
+/// Extracts the `id` of every element of a JSON array body, in order.
 pub fn ids(body: &str) -> Vec<String> {
     let tokens: Vec<Value> =
         serde_json::from_str(body).unwrap_or_else(|error| panic!("{error}: {body}"));
