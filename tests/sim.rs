@@ -559,6 +559,36 @@ async fn drop_fault_closes_without_response() {
 }
 
 #[tokio::test]
+async fn drop_after_fault_deletes_then_closes() {
+    let sim = start_fixture(&[]);
+    let token = bearer(&sim).await;
+    let id = "bbbb0000000000000000000000000002";
+    sim.set_faults(json!({"fault-drop-after": 1})).await;
+
+    let received = sim.raw_exchange(&format!(
+        "DELETE /v3/personal-access-tokens/{id} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+        sim.addr
+    ));
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+
+    let tokens = sim.control_get("/_sim/tokens").await;
+    assert!(!tokens.to_string().contains(id), "{id} still listed");
+    let stats = sim.stats().await;
+    assert_eq!(stats["deletes"], 1, "{stats}");
+    assert_eq!(stats["faults"]["dropped_after_processing"], 1, "{stats}");
+
+    sim.set_faults(json!({})).await;
+    let (status, _) = sim
+        .delete(&format!("/v3/personal-access-tokens/{id}"), &token)
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
 async fn injected_429_and_5xx_faults() {
     let sim = start_fixture(&[]);
     let token = bearer(&sim).await;

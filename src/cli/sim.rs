@@ -80,9 +80,15 @@ pub struct SimArgs {
           value_parser = clap::value_parser!(u16).range(500..=599))]
     pub fault_5xx_status: Option<u16>,
 
-    /// Fraction (0 to 1) of PAT requests whose connection is closed without a response.
+    /// Fraction (0 to 1) of PAT requests whose connection is closed without a response,
+    /// before the request is processed.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
     pub fault_drop: f64,
+
+    /// Fraction (0 to 1) of PAT requests that are processed (a delete is performed) and
+    /// whose connection is then closed without a response.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
+    pub fault_drop_after: f64,
 
     /// Fraction (0 to 1) of list responses whose body is not valid JSON.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
@@ -123,6 +129,7 @@ impl SimArgs {
                 server_error: self.fault_5xx,
                 server_error_status: self.fault_5xx_status,
                 drop_connection: self.fault_drop,
+                drop_after_processing: self.fault_drop_after,
                 malformed_body: self.fault_malformed,
                 cut_body: self.fault_cut_body,
                 list_cap: self.fault_list_cap,

@@ -35,9 +35,14 @@ pub struct Faults {
     /// The status of injected 5xx responses. `None` cycles through 500, 502, 503, 504.
     #[serde(rename = "fault-5xx-status")]
     pub server_error_status: Option<u16>,
-    /// Fraction of PAT requests whose connection is closed without a response.
+    /// Fraction of PAT requests whose connection is closed without a response, before the
+    /// request is processed.
     #[serde(rename = "fault-drop")]
     pub drop_connection: f64,
+    /// Fraction of PAT requests that are processed (a delete is performed) and whose
+    /// connection is then closed without a response, so the client cannot know the outcome.
+    #[serde(rename = "fault-drop-after")]
+    pub drop_after_processing: f64,
     /// Fraction of list responses (status 200) whose body is not valid JSON.
     #[serde(rename = "fault-malformed")]
     pub malformed_body: f64,
@@ -70,6 +75,7 @@ impl Default for Faults {
             server_error: 0.0,
             server_error_status: None,
             drop_connection: 0.0,
+            drop_after_processing: 0.0,
             malformed_body: 0.0,
             cut_body: 0.0,
             list_cap: None,
@@ -87,6 +93,7 @@ impl Faults {
             ("fault-429", self.too_many_requests),
             ("fault-5xx", self.server_error),
             ("fault-drop", self.drop_connection),
+            ("fault-drop-after", self.drop_after_processing),
             ("fault-malformed", self.malformed_body),
             ("fault-cut-body", self.cut_body),
         ] {
@@ -150,7 +157,7 @@ mod tests {
     fn json_names_match_flags() {
         let faults: Faults = serde_json::from_str(
             r#"{"latency-ms":5,"fault-429":0.5,"fault-retry-after":3,"fault-5xx":0.25,
-                "fault-5xx-status":503,"fault-drop":0.1,"fault-malformed":0.2,
+                "fault-5xx-status":503,"fault-drop":0.1,"fault-drop-after":0.4,"fault-malformed":0.2,
                 "fault-cut-body":0.3,"fault-list-cap":7,"fault-ignore-filters":true,
                 "token-ttl":0,"clock-skew":-120}"#,
         )
@@ -161,6 +168,7 @@ mod tests {
         assert_eq!(faults.server_error, 0.25);
         assert_eq!(faults.server_error_status, Some(503));
         assert_eq!(faults.drop_connection, 0.1);
+        assert_eq!(faults.drop_after_processing, 0.4);
         assert_eq!(faults.malformed_body, 0.2);
         assert_eq!(faults.cut_body, 0.3);
         assert_eq!(faults.list_cap, Some(7));

@@ -185,9 +185,8 @@ pub enum SimError {
     Serve(#[source] io::Error),
 }
 
-/// A running simulated tenant. Dropping the handle stops the server in the background;
+/// A running simulated tenant. Dropping the handle stops the server in the background, and
 /// [`SimHandle::shutdown`] stops it and waits for the responses to open requests.
-#[derive(Debug)]
 pub struct SimHandle {
     /// Base URL of the API and the token endpoint, like `http://127.0.0.1:41234`.
     pub base_url: String,
@@ -228,6 +227,16 @@ impl SimHandle {
             },
             None => Ok(()),
         }
+    }
+}
+
+impl std::fmt::Debug for SimHandle {
+    // Only the address: the tenant state holds issued access tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("base_url", &self.base_url)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -317,6 +326,15 @@ mod tests {
             ..SimConfig::default()
         };
         assert!(ipv6.validate().is_ok());
+    }
+
+    #[tokio::test]
+    async fn handle_debug_shows_only_address() {
+        let handle = spawn(SimConfig::default(), Vec::new()).await.unwrap();
+        let debug = format!("{handle:?}");
+        assert!(debug.contains(&handle.base_url), "{debug}");
+        assert!(!debug.contains("tenant"), "{debug}");
+        handle.shutdown().await.unwrap();
     }
 
     #[tokio::test]

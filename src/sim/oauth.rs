@@ -8,8 +8,9 @@
 //! (documented), and `grant_type` in the query with the credentials in the body (the CLI).
 //!
 //! With no clients configured any id and secret are accepted; otherwise the pair must match
-//! one configured client. Issued access tokens are random opaque strings (not JWTs) kept in
-//! memory with their expiry and client id. The endpoint is rate limited only when the
+//! one configured client. Issued access tokens are random opaque strings kept in memory with
+//! their expiry and client id. They are not JWTs, and their RNG is not a cryptographic one,
+//! which is enough for a test double that listens only on loopback. The endpoint is rate limited only when the
 //! configuration enables it, under the version label `oauth`.
 
 use std::sync::Arc;

@@ -8,7 +8,8 @@
 //! 3. bearer-token authentication (401),
 //! 4. the per-client, per-version rate limit (429),
 //! 5. the injected 429 and 5xx faults,
-//! 6. the handler itself.
+//! 6. the handler itself, after which the drop-after-processing fault may still close the
+//!    connection without a response.
 //!
 //! The token endpoint takes only steps 1 and 6 (and 4 when configured). Control requests under `/_sim/` skip all of them. Every response, control
 //! API included, gets a `Date` header shifted by the configured clock skew, and every
@@ -53,8 +54,8 @@ pub(crate) struct AccessToken {
     pub(crate) expires_at: Instant,
 }
 
-/// Everything the handlers share.
-#[derive(Debug)]
+/// Everything the handlers share. It has no `Debug` on purpose: it holds every issued
+/// access token and every listed token.
 pub(crate) struct Tenant {
     pub(crate) config: SimConfig,
     pub(crate) tokens: RwLock<TokenStore>,
@@ -398,6 +399,9 @@ async fn list_tokens(
     if capped {
         tenant.stats().totals_mut().faults.capped_lists += 1;
     }
+    if let Err(rejection) = drop_after_processing(&tenant, &connection, &faults) {
+        return rejection.into_response();
+    }
 
     if tenant.hits(faults.malformed_body) {
         tenant.stats().totals_mut().faults.malformed += 1;
@@ -467,7 +471,24 @@ async fn delete_token(
     }
     tenant.stats().totals_mut().deletes += 1;
     tracing::debug!(token_id = %id, version, "token deleted");
+    if let Err(rejection) = drop_after_processing(&tenant, &connection, &faults) {
+        return rejection.into_response();
+    }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Closes the connection without a response when the drop-after-processing fault hits.
+fn drop_after_processing(
+    tenant: &Tenant,
+    connection: &ConnectionInfo,
+    faults: &Faults,
+) -> Result<(), Rejection> {
+    if tenant.hits(faults.drop_after_processing) {
+        connection.connection.abort();
+        tenant.stats().totals_mut().faults.dropped_after_processing += 1;
+        return Err(Rejection::Dropped);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -40,7 +40,10 @@ pub struct SimStats {
 pub struct FaultCounts {
     pub too_many_requests: u64,
     pub server_errors: u64,
+    /// Connections closed before the request was processed.
     pub dropped: u64,
+    /// Connections closed after the request was processed.
+    pub dropped_after_processing: u64,
     pub malformed: u64,
     pub cut_bodies: u64,
     /// List responses that left tokens out because of `fault-list-cap`.
