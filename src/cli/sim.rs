@@ -2,8 +2,8 @@
 //!
 //! The first line on stdout is the tenant's base URL, flushed at once so that a parent
 //! process can read it. Logs go to stderr through tracing (`RUST_LOG` sets the level,
-//! default `info`). The flags map one to one onto [`patrol::sim::SimConfig`] and
-//! [`patrol::sim::Faults`]; the fault flags have the same names as the JSON fields of
+//! default `info`). The flags map one to one onto [`crate::sim::SimConfig`] and
+//! [`crate::sim::Faults`], and the fault flags have the same names as the JSON fields of
 //! `PUT /_sim/faults`.
 
 use std::io::Write;

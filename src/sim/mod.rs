@@ -231,7 +231,7 @@ impl SimHandle {
 }
 
 impl std::fmt::Debug for SimHandle {
-    // Only the address: the tenant state holds issued access tokens.
+    // Only the address, because the tenant state contains the issued access tokens.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimHandle")
             .field("base_url", &self.base_url)

@@ -54,8 +54,8 @@ pub(crate) struct AccessToken {
     pub(crate) expires_at: Instant,
 }
 
-/// Everything the handlers share. It has no `Debug` on purpose: it holds every issued
-/// access token and every listed token.
+/// Everything the handlers share. It has no `Debug` on purpose, because it contains every
+/// issued access token and every listed token.
 pub(crate) struct Tenant {
     pub(crate) config: SimConfig,
     pub(crate) tokens: RwLock<TokenStore>,

@@ -45,7 +45,7 @@ impl Sim {
         Self::start_with_env(args, &[])
     }
 
-    /// Like [`Sim::start`], with extra environment variables (for example `RUST_LOG`).
+    /// Starts like [`Sim::start`], with extra environment variables (for example `RUST_LOG`).
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_patrol"));
         command
@@ -286,7 +286,7 @@ pub fn ids(body: &str) -> Vec<String> {
         .collect()
 }
 
-/// Ids of the fixture tokens from their two-digit suffixes, `fixture_ids(&[1, 8])` giving
+/// Builds the ids of fixture tokens from their numbers: `fixture_ids(&[1, 8])` returns
 /// `aaaa…0001` and `bbbb…0008`.
 pub fn fixture_ids(numbers: &[u32]) -> Vec<String> {
     numbers
