@@ -83,7 +83,7 @@ pub async fn run(args: AuditArgs) -> u8 {
     };
 
     let options = RunOptions {
-        now: args.as_of.unwrap_or_else(Utc::now),
+        now: args.as_of.unwrap_or_else(whole_seconds_now),
         forecast: args.as_of.is_some() || args.explain.is_some(),
         dry_run: if args.apply {
             false
@@ -168,6 +168,12 @@ fn explain(config: &Config, run: &Run, id: &str, out: &mut dyn Write) -> u8 {
             exit::IO_ERROR
         }
     }
+}
+
+/// Now, to the second: decisions do not need more, and reports read better.
+pub fn whole_seconds_now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
 }
 
 /// The exit code a finished run deserves.

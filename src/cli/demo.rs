@@ -11,7 +11,7 @@ use std::path::Path;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
-use super::audit::{Format, run_exit_code};
+use super::audit::{Format, run_exit_code, whole_seconds_now};
 use super::exit;
 use crate::audit::{RunOptions, run_tenant};
 use crate::config::{Config, SecretSource};
@@ -46,7 +46,7 @@ pub async fn run(args: DemoArgs) -> u8 {
 }
 
 async fn demo(args: &DemoArgs) -> anyhow::Result<u8> {
-    let now = Utc::now();
+    let now = whole_seconds_now();
     let anchor = DateTime::parse_from_rfc3339(ANCHOR)?.with_timezone(&Utc);
     let shift = now - anchor;
 
@@ -115,7 +115,9 @@ fn shifted_tokens(text: &str, shift: TimeDelta) -> anyhow::Result<Vec<SimToken>>
     };
     for token in &mut tokens {
         for field in INSTANT_FIELDS {
-            let Some(value) = token.get_mut(field) else { continue };
+            let Some(value) = token.get_mut(field) else {
+                continue;
+            };
             let Some(text) = value.as_str() else { continue };
             let instant = DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc) + shift;
             *value = Value::String(crate::report::instant(instant));

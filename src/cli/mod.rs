@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod check_config;
+pub mod demo;
 pub mod exit;
 pub mod sim;
 
@@ -30,6 +31,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Validate the policy file and print the effective policy; makes no network call.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Run one dry-run audit of a simulated tenant with a bundled token set.
+    Demo(demo::DemoArgs),
     /// Serve a simulated ISC tenant on loopback; the first stdout line is its base URL.
     Sim(sim::SimArgs),
 }
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Audit(args) => audit::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::CheckConfig(_) => unreachable!("check-config runs before the runtime starts"),
             Command::Sim(args) => match sim::run(args).await {
                 Ok(()) => exit::OK,

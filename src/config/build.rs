@@ -817,4 +817,3 @@ fn without_userinfo(text: &str) -> String {
         None => text.to_owned(),
     }
 }
-

@@ -13,6 +13,8 @@
     reason = "each integration test crate uses a different subset of these helpers"
 )]
 
+pub mod patrol;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
