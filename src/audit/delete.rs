@@ -35,14 +35,16 @@ pub async fn delete_all(
     run_id: &str,
     tenant: &str,
     concurrency: usize,
+    stop: Option<&tokio::sync::watch::Receiver<bool>>,
 ) -> Vec<(usize, DeleteResult)> {
     let mut results = Vec::with_capacity(order.len());
     let mut in_flight = JoinSet::new();
     let mut pending = order.iter().copied();
     let mut stopped: Option<String> = None;
+    let stopping = || stop.is_some_and(|stop| *stop.borrow());
 
     loop {
-        while stopped.is_none() && in_flight.len() < concurrency.max(1) {
+        while stopped.is_none() && !stopping() && in_flight.len() < concurrency.max(1) {
             let Some(index) = pending.next() else { break };
             let token = &tokens[index];
             let intent = Event {

@@ -35,6 +35,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Deletes in flight at once; the client's pacing still bounds the request rate.
     pub delete_concurrency: usize,
+    /// Set to `true` to stop starting deletes: the ones in flight finish and are recorded,
+    /// the rest are deferred to the next run. The daemon sets it on SIGTERM.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Why a run could not judge the tenant at all.
@@ -273,6 +276,7 @@ pub async fn run_tenant(
             &run_id,
             &tenant.name,
             options.delete_concurrency,
+            options.stop.as_ref(),
         )
         .await;
         for (index, result) in results {

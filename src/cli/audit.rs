@@ -91,6 +91,7 @@ pub async fn run(args: AuditArgs) -> u8 {
             args.dry_run || config.safety.dry_run
         },
         delete_concurrency: 8,
+        stop: None,
     };
 
     let mut worst = exit::OK;

@@ -96,6 +96,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<u8> {
         forecast: false,
         dry_run: true,
         delete_concurrency: 8,
+        stop: None,
     };
     let run = run_tenant(&config, &tenant_config, &client, &options).await?;
 

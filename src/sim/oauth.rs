@@ -87,10 +87,10 @@ pub(crate) async fn issue_token(State(tenant): State<Arc<Tenant>>, request: Requ
         return unauthorized();
     }
 
-    if tenant.config.rate_limit_token_endpoint {
-        if let Err(rejection) = tenant.check_rate_limit(client_id, "oauth") {
-            return rejection.into_response();
-        }
+    if tenant.config.rate_limit_token_endpoint
+        && let Err(rejection) = tenant.check_rate_limit(client_id, "oauth")
+    {
+        return rejection.into_response();
     }
 
     let ttl = tenant.faults().token_ttl_secs;

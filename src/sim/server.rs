@@ -256,10 +256,12 @@ impl PathKind {
             if path == list_path {
                 return Self::List;
             }
-            if let Some(rest) = path.strip_prefix(list_path) {
-                if rest.len() > 1 && rest.starts_with('/') && !rest[1..].contains('/') {
-                    return Self::Delete;
-                }
+            if let Some(rest) = path.strip_prefix(list_path)
+                && rest.len() > 1
+                && rest.starts_with('/')
+                && !rest[1..].contains('/')
+            {
+                return Self::Delete;
             }
         }
         Self::Other
