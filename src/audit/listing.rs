@@ -179,3 +179,46 @@ fn merge(listed: &mut Listed, index: &mut HashMap<String, usize>, tokens: Vec<To
     }
     added
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(id: &str) -> Token {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": id, "owner": {}, "created": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn repeated_ids_are_dropped_and_counted() {
+        let mut listed = Listed::default();
+        let mut index = HashMap::new();
+        assert!(insert(&mut listed, &mut index, token("a")));
+        assert!(!insert(&mut listed, &mut index, token("a")));
+        assert!(insert(&mut listed, &mut index, token("b")));
+        assert_eq!(listed.tokens.len(), 2);
+        assert_eq!(listed.duplicates, 1);
+    }
+
+    #[test]
+    fn filtered_listing_adds_only_unseen_tokens() {
+        let mut listed = Listed::default();
+        let mut index = HashMap::new();
+        insert(&mut listed, &mut index, token("a"));
+        let added = merge(
+            &mut listed,
+            &mut index,
+            vec![token("a"), token("c"), token("c")],
+        );
+        assert_eq!(added, 1);
+        assert_eq!(listed.duplicates, 1);
+        let ids: Vec<&str> = listed
+            .tokens
+            .iter()
+            .map(|token| token.id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "c"]);
+    }
+}

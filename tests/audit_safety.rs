@@ -1,0 +1,316 @@
+//! Safety rails through the real binary and a simulated tenant: grace periods that survive
+//! restarts, the per-run budget, every breaker, and distrust of the server's filters.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use common::Sim;
+use common::patrol::*;
+use serde_json::Value;
+
+const BREAKER_EXIT: i32 = 3;
+
+fn contract_tokens_now() -> String {
+    shift_tokens(
+        &std::fs::read_to_string(common::TOKENS_FIXTURE).unwrap(),
+        shift_to_now(),
+    )
+}
+
+fn start_sim(workspace: &Workspace, tokens: &str, extra: &[&str]) -> Sim {
+    let path = workspace.write("tokens.json", tokens);
+    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
+    let mut args = vec![
+        "--tokens",
+        path.to_str().unwrap(),
+        "--client",
+        credentials.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    Sim::start(&args)
+}
+
+fn contract_policy(settings: &[(&str, &str)]) -> String {
+    let mut text = std::fs::read_to_string(POLICY_FIXTURE).unwrap();
+    for (key, value) in settings {
+        text = set_policy_value(&text, "safety", key, value);
+    }
+    text
+}
+
+async fn audit_json(policy: &Path, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec![
+        "audit",
+        "--config",
+        policy.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let output = patrol(&args).await;
+    let report = json_report(&output);
+    (output.status.code(), report)
+}
+
+async fn sim_token_ids(sim: &Sim) -> BTreeSet<String> {
+    sim.control_get("/_sim/tokens")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|token| token["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn read_state(workspace: &Workspace) -> Value {
+    let path = workspace.state_dir().join("acme/state.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Moves every stored first-flagged time back by `age`, as if the runs were that far apart.
+fn age_state(workspace: &Workspace, age: TimeDelta) {
+    let path = workspace.state_dir().join("acme/state.json");
+    let mut state: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (_, instant) in state["first_flagged"].as_object_mut().unwrap() {
+        let earlier = parse_instant(instant.as_str().unwrap()) - age;
+        *instant = Value::String(earlier.to_rfc3339());
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn grace_period_survives_restart() {
+    let workspace = Workspace::new();
+    let sim = start_sim(&workspace, &contract_tokens_now(), &[]);
+    let policy = workspace.policy(&contract_policy(&[]), &sim.base_url);
+
+    // Run 1 flags every delete verdict and puts it in grace; nothing is deleted.
+    let (code, first) = audit_json(&policy, &["--apply"]).await;
+    assert_eq!(code, Some(0));
+    let flagged = ids_with_outcome(&first, "grace");
+    assert_eq!(flagged.len(), 8, "{first}");
+    assert!(ids_with_outcome(&first, "deleted").is_empty());
+    let state = read_state(&workspace);
+    let stored: BTreeSet<String> = state["first_flagged"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(stored, flagged.iter().cloned().collect());
+
+    // Between the runs, one flagged token is used again.
+    let used = "bbbb0000000000000000000000000003";
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    sim.control_send(
+        "PATCH",
+        &format!("/_sim/tokens/{used}"),
+        &serde_json::json!({ "lastUsed": now }),
+    )
+    .await;
+
+    // A new process after the grace period deletes the rest and forgets the used token.
+    age_state(&workspace, TimeDelta::days(8));
+    let (code, second) = audit_json(&policy, &["--apply"]).await;
+    assert_eq!(code, Some(0), "{second}");
+    let deleted: BTreeSet<String> = ids_with_outcome(&second, "deleted").into_iter().collect();
+    let mut expected: BTreeSet<String> = flagged.iter().cloned().collect();
+    expected.remove(used);
+    assert_eq!(deleted, expected);
+    assert_eq!(report_token(&second, used)["verdict"], "keep");
+    assert!(sim_token_ids(&sim).await.contains(used));
+    let state = read_state(&workspace);
+    assert!(state["first_flagged"].get(used).is_none(), "{state}");
+    assert!(
+        state["first_flagged"].as_object().unwrap().is_empty(),
+        "{state}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_records_first_flagged_times() {
+    let workspace = Workspace::new();
+    let sim = start_sim(&workspace, &contract_tokens_now(), &[]);
+    let policy = workspace.policy(&contract_policy(&[]), &sim.base_url);
+
+    let (code, report) = audit_json(&policy, &[]).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(report["dry_run"], true);
+    let state = read_state(&workspace);
+    assert_eq!(state["first_flagged"].as_object().unwrap().len(), 8);
+
+    // After the grace period the dry run shows them as due, still deleting nothing.
+    age_state(&workspace, TimeDelta::days(8));
+    let (code, report) = audit_json(&policy, &[]).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(ids_with_outcome(&report, "dry_run").len(), 8);
+    assert_eq!(sim.stats().await["deletes"], 0);
+}
+
+#[tokio::test]
+async fn unreadable_state_deletes_nothing() {
+    let workspace = Workspace::new();
+    let sim = start_sim(&workspace, &contract_tokens_now(), &[]);
+    let policy = workspace.policy(
+        &contract_policy(&[("grace_period", "\"0s\"")]),
+        &sim.base_url,
+    );
+    std::fs::create_dir_all(workspace.state_dir().join("acme")).unwrap();
+    std::fs::write(workspace.state_dir().join("acme/state.json"), "{ truncated").unwrap();
+
+    let (code, report) = audit_json(&policy, &["--apply"]).await;
+    assert_eq!(code, Some(BREAKER_EXIT), "{report}");
+    assert_eq!(report["breaker"]["kind"], "state_reset");
+    assert_eq!(ids_with_outcome(&report, "held").len(), 8);
+    assert_eq!(sim.stats().await["deletes"], 0);
+    let kept_aside = std::fs::read_dir(workspace.state_dir().join("acme"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|entry| entry.file_name().to_string_lossy().contains("unreadable"));
+    assert!(kept_aside, "the unreadable state file was not kept");
+}
+
+/// `count` tokens unused for a year, the oldest last, plus the auditor's own token.
+fn stale_tokens(count: usize) -> (String, Vec<(String, DateTime<Utc>)>) {
+    let now = Utc::now();
+    let mut tokens = vec![token_json(
+        CLIENT_ID,
+        "patrol-auditor",
+        "auditor",
+        now - TimeDelta::days(400),
+        Some(now),
+    )];
+    let mut stale = Vec::new();
+    for index in 0..count {
+        let id = format!("{index:032x}");
+        let last_used = now - TimeDelta::days(365) - TimeDelta::hours(index as i64);
+        tokens.push(token_json(
+            &id,
+            &format!("stale-{index}"),
+            "owner",
+            now - TimeDelta::days(500),
+            Some(last_used),
+        ));
+        stale.push((id, last_used));
+    }
+    (serde_json::to_string(&tokens).unwrap(), stale)
+}
+
+#[tokio::test]
+async fn budget_deletes_oldest_first_each_run() {
+    let workspace = Workspace::new();
+    let (tokens, mut stale) = stale_tokens(200);
+    let sim = start_sim(&workspace, &tokens, &[]);
+    let policy = workspace.policy(
+        &contract_policy(&[
+            ("grace_period", "\"0s\""),
+            ("max_deletions_per_run", "25"),
+            ("max_deletion_percent", "100"),
+        ]),
+        &sim.base_url,
+    );
+    stale.sort_by_key(|(_, last_used)| *last_used);
+
+    for run in 0..2 {
+        let (code, report) = audit_json(&policy, &["--apply"]).await;
+        assert_eq!(code, Some(0), "{report}");
+        let deleted: BTreeSet<String> = ids_with_outcome(&report, "deleted").into_iter().collect();
+        let oldest: BTreeSet<String> = stale[run * 25..(run + 1) * 25]
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(deleted, oldest, "run {run} did not delete the 25 oldest");
+        assert_eq!(
+            ids_with_outcome(&report, "deferred").len(),
+            200 - 25 * (run + 1)
+        );
+        assert_eq!(sim_token_ids(&sim).await.len(), 201 - 25 * (run + 1));
+    }
+}
+
+async fn assert_breaker(extra_sim_args: &[&str], safety: &[(&str, &str)], kind: &str) {
+    let workspace = Workspace::new();
+    let sim = start_sim(&workspace, &contract_tokens_now(), extra_sim_args);
+    let mut settings = vec![("grace_period", "\"0s\"")];
+    settings.extend_from_slice(safety);
+    let policy = workspace.policy(&contract_policy(&settings), &sim.base_url);
+
+    let output = patrol(&[
+        "audit",
+        "--config",
+        policy.to_str().unwrap(),
+        "--apply",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(
+        output.status.code(),
+        Some(BREAKER_EXIT),
+        "{}",
+        describe(&output)
+    );
+    let report = json_report(&output);
+    assert_eq!(report["breaker"]["kind"], kind, "{}", report["breaker"]);
+    assert!(ids_with_outcome(&report, "deleted").is_empty());
+    assert_eq!(sim.stats().await["deletes"], 0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("breaker tripped"), "{stderr}");
+}
+
+#[tokio::test]
+async fn breaker_trips_on_too_many_candidates() {
+    // 8 of the 25 contract tokens are due: 32% is over 10%.
+    assert_breaker(&[], &[("max_deletion_percent", "10")], "deletion_percent").await;
+}
+
+#[tokio::test]
+async fn breaker_trips_on_skewed_date_header() {
+    assert_breaker(&["--clock-skew", "600"], &[], "clock_skew").await;
+}
+
+#[tokio::test]
+async fn breaker_trips_on_failed_listing() {
+    assert_breaker(
+        &["--fault-5xx", "1", "--fault-5xx-status", "500"],
+        &[],
+        "incomplete_listing",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn breaker_trips_on_truncated_listing() {
+    assert_breaker(&["--fault-list-cap", "10"], &[], "incomplete_listing").await;
+}
+
+#[tokio::test]
+async fn ignored_filters_change_no_deletion() {
+    let mut deleted_sets = Vec::new();
+    for extra in [&[][..], &["--fault-ignore-filters"][..]] {
+        let workspace = Workspace::new();
+        let sim = start_sim(&workspace, &contract_tokens_now(), extra);
+        let policy = workspace.policy(
+            &contract_policy(&[("grace_period", "\"0s\"")]),
+            &sim.base_url,
+        );
+        let (code, report) = audit_json(&policy, &["--apply"]).await;
+        assert_eq!(code, Some(0), "{report}");
+        if !extra.is_empty() {
+            assert!(
+                report["listing"]["filter_disagreements"].as_u64().unwrap() > 0,
+                "{}",
+                report["listing"]
+            );
+        }
+        deleted_sets.push((
+            ids_with_outcome(&report, "deleted"),
+            sim_token_ids(&sim).await,
+        ));
+    }
+    assert_eq!(deleted_sets[0], deleted_sets[1]);
+    assert_eq!(deleted_sets[0].0.len(), 8);
+}
