@@ -314,3 +314,71 @@ async fn ignored_filters_change_no_deletion() {
     assert_eq!(deleted_sets[0], deleted_sets[1]);
     assert_eq!(deleted_sets[0].0.len(), 8);
 }
+
+#[tokio::test]
+async fn forecast_shows_future_deletions_and_writes_nothing() {
+    let workspace = Workspace::new();
+    let sim = start_sim(&workspace, &contract_tokens_now(), &[]);
+    let policy = workspace.policy(&contract_policy(&[]), &sim.base_url);
+    let in_ten_days = (Utc::now() + TimeDelta::days(10)).to_rfc3339();
+
+    let (code, report) = audit_json(&policy, &["--as-of", &in_ten_days]).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["forecast"], true);
+    let due: BTreeSet<String> = ids_with_outcome(&report, "dry_run").into_iter().collect();
+    // Flagged today, their 7-day grace ends before the forecast instant.
+    for id in ["03", "06", "08", "10", "14", "21", "23", "25"] {
+        assert!(
+            due.contains(&format!("bbbb00000000000000000000000000{id}")),
+            "{id} is not due: {due:?}"
+        );
+    }
+    // These cross the 90-day line within a day, so they are due by then as well.
+    for id in ["05", "07"] {
+        assert!(
+            due.contains(&format!("bbbb00000000000000000000000000{id}")),
+            "{id} is not due: {due:?}"
+        );
+    }
+    // Expires in 9 days, so it is flagged then and still in grace at the forecast instant.
+    assert_eq!(
+        report_token(&report, "bbbb0000000000000000000000000016")["outcome"],
+        "grace"
+    );
+    assert!(!workspace.state_dir().join("acme/state.json").exists());
+    assert_eq!(sim.stats().await["deletes"], 0);
+}
+
+#[tokio::test]
+async fn explain_names_rules_protections_and_outcome() {
+    let workspace = Workspace::new();
+    let sim = start_sim(&workspace, &contract_tokens_now(), &[]);
+    let policy = workspace.policy(&contract_policy(&[]), &sim.base_url);
+
+    let output = patrol(&[
+        "audit",
+        "--config",
+        policy.to_str().unwrap(),
+        "--explain",
+        "bbbb0000000000000000000000000011",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("MATCH    unused-90d"), "{text}");
+    assert!(text.contains("no match never-used-30d"), "{text}");
+    assert!(text.contains("managed: yes"), "{text}");
+    assert!(text.contains("outcome: protected"), "{text}");
+    assert!(!workspace.state_dir().join("acme/state.json").exists());
+
+    let missing = patrol(&[
+        "audit",
+        "--config",
+        policy.to_str().unwrap(),
+        "--explain",
+        "nope",
+    ])
+    .await;
+    assert_eq!(missing.status.code(), Some(66), "{}", describe(&missing));
+}

@@ -207,9 +207,22 @@ pub async fn run_tenant(
     };
     let mut judgments = Vec::with_capacity(listed.tokens.len());
     let mut assessments = Vec::with_capacity(listed.tokens.len());
+    let real_now = Utc::now();
     for token in &listed.tokens {
         let judgment = config.policy.judge(token, now);
-        let first_flagged = state.first_flagged.get(&token.id).copied();
+        let mut first_flagged = state.first_flagged.get(&token.id).copied();
+        // A forecast assumes a run at least daily from today on: a token that starts
+        // matching a delete rule before the forecast instant is flagged when it starts.
+        if options.forecast
+            && now > real_now
+            && first_flagged.is_none()
+            && judgment.verdict == Action::Delete
+        {
+            first_flagged = config
+                .policy
+                .deleting_since(token, now)
+                .map(|since| since.max(real_now));
+        }
         assessments.push(safety::assess(token, &judgment, first_flagged, &context));
         judgments.push(judgment);
     }

@@ -181,6 +181,29 @@ impl Rule {
     }
 }
 
+impl Rule {
+    /// The instant from which every time-dependent condition of this rule holds for
+    /// `token`, given that the rule matches now. Conditions that do not depend on time
+    /// (scopes, names, owners, `managed`, `never_used`, `never_expires`) set no bound.
+    pub fn matching_since(&self, token: &Token) -> DateTime<Utc> {
+        let m = &self.matchers;
+        let mut since = DateTime::<Utc>::MIN_UTC;
+        if let (Some(age), Some(last)) = (m.last_used_older_than, last_possible_use(token)) {
+            since = since.max(last + age);
+        }
+        if let Some(age) = m.created_older_than {
+            since = since.max(token.created + age);
+        }
+        if let (Some(window), Some(expiry)) = (m.expires_within, token.expiration_date) {
+            since = since.max(expiry - window);
+        }
+        if let (Some(true), Some(expiry)) = (m.expired, token.expiration_date) {
+            since = since.max(expiry);
+        }
+        since
+    }
+}
+
 /// The ordered rules of a policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -215,6 +238,17 @@ impl Policy {
             .iter()
             .map(|index| self.rules[*index].name.clone())
             .collect()
+    }
+
+    /// The earliest instant from which some `delete` rule matched `token` without a break
+    /// up to `now`, assuming the token is not used in between. Used by forecasts to tell
+    /// when a token would have been flagged by a run between today and the forecast.
+    pub fn deleting_since(&self, token: &Token, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.rules
+            .iter()
+            .filter(|rule| rule.action == Action::Delete && rule.matches(token, now))
+            .map(|rule| rule.matching_since(token))
+            .min()
     }
 
     /// The smallest `last_used_older_than` among rules that report or delete, which sets
