@@ -382,3 +382,8 @@ async fn explain_names_rules_protections_and_outcome() {
     .await;
     assert_eq!(missing.status.code(), Some(66), "{}", describe(&missing));
 }
+
+#[tokio::test]
+async fn breaker_trips_on_cut_off_listing_body() {
+    assert_breaker(&["--fault-cut-body", "1"], &[], "incomplete_listing").await;
+}
