@@ -1,4 +1,5 @@
-//! Listing a tenant: the full listing plus the server-filtered ones, merged by id.
+//! Listing a tenant: the full listing plus the server-filtered ones, sent together and
+//! merged by id.
 //!
 //! The server's filters are never trusted to decide anything. The full listing is the set
 //! of tokens judged; the `lastUsed le` and `lastUsed isnull` listings serve as a cross-check.
@@ -63,7 +64,26 @@ pub async fn list_tenant(
     let mut problems = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
 
-    match client.list(ListFilter::All, owner_id).await {
+    // lastUsed + granularity + validity < now - age implies lastUsed < now - age -
+    // granularity, so this filter returns a superset of what the rules can catch.
+    let last_used_le = policy
+        .shortest_unused_age()
+        .map(|age| now - age - LAST_USED_GRANULARITY);
+    // The three listings do not depend on each other, so they are sent together: a run
+    // waits for one round trip instead of three. The results are merged in a fixed order.
+    let unused = async {
+        match last_used_le {
+            Some(instant) => Some(client.list(ListFilter::LastUsedLe(instant), owner_id).await),
+            None => None,
+        }
+    };
+    let (full, unused, never_used) = tokio::join!(
+        client.list(ListFilter::All, owner_id),
+        unused,
+        client.list(ListFilter::LastUsedIsNull, owner_id),
+    );
+
+    match full {
         Ok(listing) => {
             listed.clock_skew = listing
                 .server_date
@@ -79,12 +99,9 @@ pub async fn list_tenant(
     }
 
     let mut missing = 0;
-    if let Some(age) = policy.shortest_unused_age() {
-        // lastUsed + granularity + validity < now - age implies lastUsed < now - age -
-        // granularity, so this filter returns a superset of what the rules can catch.
-        let instant = now - age - LAST_USED_GRANULARITY;
+    if let (Some(instant), Some(unused)) = (last_used_le, unused) {
         listed.last_used_le = Some(instant);
-        match client.list(ListFilter::LastUsedLe(instant), owner_id).await {
+        match unused {
             Ok(listing) => {
                 listed.last_used_le_count = Some(listing.tokens.len());
                 let returned: std::collections::HashSet<&str> = listing
@@ -110,7 +127,7 @@ pub async fn list_tenant(
         }
     }
 
-    match client.list(ListFilter::LastUsedIsNull, owner_id).await {
+    match never_used {
         Ok(listing) => {
             listed.never_used_count = Some(listing.tokens.len());
             let returned: std::collections::HashSet<&str> = listing

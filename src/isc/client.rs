@@ -377,6 +377,18 @@ impl Client {
     pub fn stats(&self) -> RequestStats {
         self.inner.stats.snapshot()
     }
+
+    /// Returns the mean latency of the delete requests sent so far, retries included, or
+    /// `None` before the first one completed.
+    pub fn mean_delete_latency(&self) -> Option<Duration> {
+        self.inner.stats.mean_latency(Operation::Delete.as_str())
+    }
+
+    /// Returns the rate limit the client paces its requests under: requests per window.
+    pub fn rate_limit(&self) -> (u32, Duration) {
+        let settings = &self.inner.settings;
+        (settings.rate_limit_requests, settings.rate_limit_window)
+    }
 }
 
 impl Inner {
