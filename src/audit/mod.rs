@@ -175,7 +175,7 @@ pub async fn run_tenant(
     tracing::info!(tenant = %tenant.name, run_id = %run_id, dry_run, as_of = %now, "run started");
 
     let client = client.with_deadline(started + tenant.run_timeout);
-    let listed = match listing::list_tenant(
+    let mut listed = match listing::list_tenant(
         &client,
         tenant.owner_id.as_deref(),
         &config.policy,
@@ -305,9 +305,11 @@ pub async fn run_tenant(
         state.save().map_err(state_error)?;
     }
 
+    // The state was saved above; its map of first-flagged times is not needed any more.
+    drop(std::mem::take(&mut state.first_flagged));
     let tokens = collect_results(
         config,
-        listed.tokens.clone(),
+        std::mem::take(&mut listed.tokens),
         &judgments,
         assessments,
         &mut errors,
@@ -323,7 +325,7 @@ pub async fn run_tenant(
         cutoffs: cutoffs(config, now),
         listing: ListingSummary {
             listed: listed.listed,
-            judged: listed.tokens.len(),
+            judged: tokens.len(),
             last_used_le: listed.last_used_le,
             last_used_le_count: listed.last_used_le_count,
             never_used_count: listed.never_used_count,
@@ -404,44 +406,51 @@ fn update_first_flagged(
     newly_flagged
 }
 
+/// Turns each token and its assessment into the token's result, in listing order.
+///
+/// The tokens are taken from the back and their list shrinks as the results grow, so that
+/// a large tenant does not hold both lists in full at once.
 fn collect_results(
     config: &Config,
-    tokens: Vec<Token>,
+    mut tokens: Vec<Token>,
     judgments: &[crate::policy::Judgment],
-    assessments: Vec<Assessment>,
+    mut assessments: Vec<Assessment>,
     errors: &mut BTreeMap<usize, String>,
 ) -> Vec<TokenResult> {
-    tokens
-        .into_iter()
-        .zip(assessments)
-        .enumerate()
-        .map(|(index, (token, assessment))| {
-            let exemption = assessment
-                .exemption
-                .map(|index| (index, false))
-                .or(assessment.expired_exemption.map(|index| (index, true)))
-                .map(|(index, expired)| {
-                    let exemption = &config.exemptions[index];
-                    ExemptionNote {
-                        selector: exemption.selector(),
-                        reason: exemption.reason.clone(),
-                        until: exemption.until,
-                        expired,
-                    }
-                });
-            TokenResult {
-                token,
-                verdict: assessment.verdict,
-                outcome: assessment.outcome,
-                rules: config.policy.rule_names(&judgments[index]),
-                protections: assessment.protections,
-                exemption,
-                first_flagged: assessment.first_flagged,
-                grace_until: assessment.grace_until,
-                error: errors.remove(&index),
-            }
-        })
-        .collect()
+    let mut results = Vec::with_capacity(tokens.len());
+    while let (Some(token), Some(assessment)) = (tokens.pop(), assessments.pop()) {
+        let index = tokens.len();
+        let exemption = assessment
+            .exemption
+            .map(|index| (index, false))
+            .or(assessment.expired_exemption.map(|index| (index, true)))
+            .map(|(index, expired)| {
+                let exemption = &config.exemptions[index];
+                ExemptionNote {
+                    selector: exemption.selector(),
+                    reason: exemption.reason.clone(),
+                    until: exemption.until,
+                    expired,
+                }
+            });
+        results.push(TokenResult {
+            token,
+            verdict: assessment.verdict,
+            outcome: assessment.outcome,
+            rules: config.policy.rule_names(&judgments[index]),
+            protections: assessment.protections,
+            exemption,
+            first_flagged: assessment.first_flagged,
+            grace_until: assessment.grace_until,
+            error: errors.remove(&index),
+        });
+        if tokens.capacity() > 2 * tokens.len() + 1024 {
+            tokens.shrink_to_fit();
+            assessments.shrink_to_fit();
+        }
+    }
+    results.reverse();
+    results
 }
 
 fn cutoffs(config: &Config, now: DateTime<Utc>) -> Vec<Cutoff> {
