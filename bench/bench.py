@@ -53,18 +53,39 @@ def parse_args():
     parser.add_argument("--out", help="directory for benchmarks.md and the plots (default docs/, smoke a temporary one)")
     parser.add_argument("--results", help="file for the raw results (default bench/results.json, smoke in --out)")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temporary directory with tenants and logs")
+    parser.add_argument("--render-only", metavar="RESULTS", help="measure nothing: rewrite the page and plots from a results file")
     return parser.parse_args()
+
+
+def render(results, results_path, out, plot_python):
+    """Draw the plots and write benchmarks.md into `out`."""
+    plots = []
+    if plot_python:
+        command = [plot_python, str(BENCH_DIR / "plot.py"), str(results_path), str(out)]
+        plots = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout.split()
+    (out / "benchmarks.md").write_text(report.render(results, plots), encoding="utf-8")
 
 
 def main():
     args = parse_args()
+    if args.render_only:
+        results_path = Path(args.render_only)
+        out = Path(args.out) if args.out else ROOT / "docs"
+        render(json.loads(results_path.read_text(encoding="utf-8")), results_path, out, args.plot_python)
+        scenarios.log(f"wrote {out / 'benchmarks.md'} from {results_path}")
+        return 0
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(only) - set(SCENARIOS)
     if unknown:
         sys.exit(f"unknown scenario(s) {', '.join(sorted(unknown))}; expected some of {', '.join(SCENARIOS)}")
 
     tmp = Path(tempfile.mkdtemp(prefix="patrol-bench-"))
-    out = Path(args.out) if args.out else (tmp / "out" if args.smoke else ROOT / "docs")
+    if args.out:
+        out = Path(args.out)
+    elif args.smoke:
+        out = Path(tempfile.mkdtemp(prefix="patrol-bench-smoke-"))
+    else:
+        out = ROOT / "docs"
     out.mkdir(parents=True, exist_ok=True)
     results_path = Path(args.results) if args.results else (out / "results.json" if args.smoke else BENCH_DIR / "results.json")
     reps = args.reps or (1 if args.smoke else 3)
@@ -101,12 +122,7 @@ def main():
 
     results["duration_s"] = time.time() - started
     results_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    plots = []
-    if args.plot_python:
-        command = [args.plot_python, str(BENCH_DIR / "plot.py"), str(results_path), str(out)]
-        plots = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout.split()
-    markdown = report.render(results, plots)
-    (out / "benchmarks.md").write_text(markdown, encoding="utf-8")
+    render(results, results_path, out, args.plot_python)
     scenarios.log(f"wrote {out / 'benchmarks.md'} and {results_path} in {results['duration_s']:.0f} s")
 
     failures = report.failures(results)

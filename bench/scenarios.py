@@ -48,7 +48,7 @@ def read_json(path):
 
 # --- deletion throughput -------------------------------------------------------------
 
-def throughput(ctx, cases, reps):
+def throughput(ctx, cases, reps, tools=("patrol", "peer")):
     """Each case is (limit, window seconds, latency ms, N)."""
     now = datetime.now(timezone.utc)
     files = {}
@@ -61,9 +61,9 @@ def throughput(ctx, cases, reps):
             files[stale] = (path, {token["id"] for token in tokens}, set(due))
         path, all_ids, due = files[stale]
         expected_left = all_ids - due
-        case = {"limit": limit, "window_s": window, "latency_ms": latency, "n": stale, "runs": {"patrol": [], "peer": []}}
+        case = {"limit": limit, "window_s": window, "latency_ms": latency, "n": stale, "runs": {tool: [] for tool in tools}}
         for rep in range(reps):
-            order = ["patrol", "peer"] if rep % 2 == 0 else ["peer", "patrol"]
+            order = list(tools) if rep % 2 == 0 else list(reversed(tools))
             for tool in order:
                 log(f"throughput {limit}/{window}s latency {latency} ms N={stale} {tool} run {rep + 1}/{reps}")
                 with Sim(ctx.patrol, path, ctx.tmp / "sim.log", limit, window, latency) as sim:
