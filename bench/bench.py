@@ -71,6 +71,7 @@ def main():
     if args.render_only:
         results_path = Path(args.render_only)
         out = Path(args.out) if args.out else ROOT / "docs"
+        out.mkdir(parents=True, exist_ok=True)
         render(json.loads(results_path.read_text(encoding="utf-8")), results_path, out, args.plot_python)
         scenarios.log(f"wrote {out / 'benchmarks.md'} from {results_path}")
         return 0
@@ -87,7 +88,12 @@ def main():
     else:
         out = ROOT / "docs"
     out.mkdir(parents=True, exist_ok=True)
-    results_path = Path(args.results) if args.results else (out / "results.json" if args.smoke else BENCH_DIR / "results.json")
+    if args.results:
+        results_path = Path(args.results)
+    elif args.smoke:
+        results_path = out / "results.json"
+    else:
+        results_path = BENCH_DIR / "results.json"
     reps = args.reps or (1 if args.smoke else 3)
     ctx = SimpleNamespace(patrol=str(Path(args.patrol).resolve()), sdk_python=args.sdk_python, tmp=tmp, bench_dir=BENCH_DIR)
     started = time.time()
@@ -103,12 +109,16 @@ def main():
         if "throughput" in only:
             results["throughput"] = scenarios.throughput(ctx, SMOKE_THROUGHPUT if args.smoke else FULL_THROUGHPUT, reps)
         if "scale" in only:
-            sizes = [int(size) for size in args.sizes.split(",")] if args.sizes else (SMOKE_SIZES if args.smoke else FULL_SIZES)
+            sizes = SMOKE_SIZES if args.smoke else FULL_SIZES
+            if args.sizes:
+                sizes = [int(size) for size in args.sizes.split(",")]
             results["scale"] = scenarios.scale(ctx, sizes, reps)
         daemon = scenarios.daemon_available(ctx.patrol)
         results["daemon_available"] = daemon
         if "idle" in only and daemon:
-            idle_seconds = args.idle_seconds if args.idle_seconds is not None else (2 if args.smoke else 60)
+            idle_seconds = 2 if args.smoke else 60
+            if args.idle_seconds is not None:
+                idle_seconds = args.idle_seconds
             results["idle"] = scenarios.idle(ctx, idle_seconds, reps)
         if "scrape" in only and daemon:
             results["scrape"] = scenarios.scrape(ctx, 1_000 if args.smoke else 100_000, 20, reps)

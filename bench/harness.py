@@ -1,9 +1,9 @@
 """Processes and measurements shared by the benchmark's scenarios: the simulated tenant,
 policy files, child processes measured with wait4, and small statistics.
 
-Everything listens on and talks to 127.0.0.1 only. Measured processes are the real
-`patrol` binary and the peer script; resource usage comes from `os.wait4` on each child
-(user and system CPU seconds, and peak resident memory, `ru_maxrss`, in KiB on Linux).
+Everything listens on and talks to 127.0.0.1 only. The measured processes are the real
+`patrol` binary and the peer script. Their resource usage comes from `os.wait4` on each
+child: user and system CPU seconds, and peak resident memory (`ru_maxrss`, KiB on Linux).
 """
 
 import json

@@ -8,8 +8,8 @@ It does what such a script does and nothing more:
 2. list `lastUsed le <now - 90 days>` and `lastUsed isnull` through the
    per-resource API (`/personal-access-tokens/v1`), the only PAT API this SDK version
    exposes,
-3. keep the tokens the policy deletes: used before the cutoff, or never used and created
-   more than 30 days ago; skip managed tokens and the script's own token,
+3. keep the tokens the policy deletes, which were used before the cutoff or never used
+   and created more than 30 days ago, and skip managed tokens and the script's own token,
 4. with --apply, delete them one by one, in listing order, with the SDK's retry
    settings left at their defaults. In SDK 2.1.72 `Configuration.retries` is None, so
    urllib3's `Retry(3)` applies. That retries DELETE up to 3 times on a 429 only when

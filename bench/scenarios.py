@@ -49,7 +49,7 @@ def read_json(path):
 # --- deletion throughput -------------------------------------------------------------
 
 def throughput(ctx, cases, reps, tools=("patrol", "peer")):
-    """Each case is (limit, window seconds, latency ms, N)."""
+    """Measure each case of (limit, window seconds, latency ms, N) with every tool."""
     now = datetime.now(timezone.utc)
     files = {}
     results = []
@@ -141,7 +141,7 @@ def scale(ctx, sizes, reps):
 # --- daemon: idle footprint and scrape latency ---------------------------------------
 
 def daemon_available(patrol):
-    """Whether this patrol binary has the `run` command."""
+    """Return whether this patrol binary has the `run` command."""
     try:
         done = subprocess.run([patrol, "run", "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
@@ -179,7 +179,7 @@ def start_daemon(ctx, policy):
 
 
 def wait_for_metrics(process, base, deadline_s=60):
-    """Poll /metrics until it answers; return False if the daemon exited or timed out."""
+    """Poll /metrics until it responds; return False if the daemon exited or timed out."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -263,7 +263,7 @@ def scrape(ctx, size, scrapers, reps):
 
 
 def run_finished(body):
-    """Whether a /metrics body shows a finished run (patrol_runs_total above zero)."""
+    """Return whether a /metrics body shows a finished run (patrol_runs_total above zero)."""
     for line in body.decode("utf-8", "replace").splitlines():
         if line.startswith("patrol_runs_total{"):
             try:

@@ -6,10 +6,10 @@ so repeated runs and both tools see the same tokens. Files go to a directory the
 picks (a temporary one), never into the repository.
 
 Two kinds:
-- `deletion_tenant`: `stale` tokens that both patrol's policy and the peer script delete
-  (unused for 120 to 700 days, or never used and created 60 to 700 days ago), plus tokens
-  that neither may delete: the auditor's own token, managed tokens that are stale, and
-  recently used tokens. No token lies near a cutoff, so the plain `lastUsed le now-90d`
+- `deletion_tenant`: `stale` tokens that both patrol's policy and the peer script delete,
+  because they were unused for 120 to 700 days or never used and created 60 to 700 days
+  ago. It also has tokens that neither may delete: the auditor's own token, stale managed
+  tokens, and recently used tokens. No token lies near a cutoff, so the plain `lastUsed le now-90d`
   filter of an admin script and patrol's stricter reading select the same tokens.
 - `scale_tenant`: a mixed tenant of any size (recent, aging, stale, never used, managed,
   expiring, all-scope tokens) for the listing and judging cost.

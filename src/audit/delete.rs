@@ -123,9 +123,9 @@ pub async fn delete_all(
     results
 }
 
-/// Runs a synced audit log write. On a multi-threaded runtime the worker hands its other
-/// tasks to another thread first, so the wait for the disk (milliseconds, at times tens)
-/// does not hold back deletes whose pacing slot has come: a late send bunches requests at
+/// Runs a synced audit log write. On a multi-threaded runtime the worker first hands its
+/// other tasks to another thread, so the wait for the disk (milliseconds, at times tens)
+/// does not hold back deletes whose pacing slot has come. A late send bunches requests at
 /// the service and can cost a 429.
 fn synced<T>(write: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
@@ -136,7 +136,7 @@ fn synced<T>(write: impl FnOnce() -> T) -> T {
 
 /// Returns how many deletes may be in flight at once: at least `floor`, and as many as the
 /// rate limit can start during one mean `latency` (Little's law) plus one, so that slow
-/// answers do not hold the run below the limit. Never more than `limit`, the most the pacer
+/// responses do not hold the run below the limit. Never more than `limit`, the most the pacer
 /// starts within one window.
 fn allowed_in_flight(
     floor: usize,

@@ -158,7 +158,7 @@ pub async fn list_tenant(
 
     // Tokens that only a filtered listing showed are judged too, so that a report shows
     // them; their listing is fetched again in full. This happens only when the full listing
-    // failed or lacks tokens, and then a breaker holds every delete of the run anyway.
+    // failed or lacks tokens, and then a breaker stops every delete of the run anyway.
     let missing = missing_unused.len() + missing_never_used.len();
     if let (Some(instant), false) = (last_used_le, missing_unused.is_empty()) {
         let filter = ListFilter::LastUsedLe(instant);

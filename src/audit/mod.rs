@@ -33,7 +33,7 @@ pub struct RunOptions {
     /// A forecast at a given instant: read the state, write nothing, delete nothing.
     pub forecast: bool,
     pub dry_run: bool,
-    /// Deletes in flight at once, at least; more when slow answers would keep the run below
+    /// Deletes in flight at once, at least; more when slow responses would keep the run below
     /// the rate limit. The client's pacing bounds the request rate either way.
     pub delete_concurrency: usize,
     /// Set to `true` to stop starting deletes: the ones in flight finish and are recorded,

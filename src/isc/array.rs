@@ -1,5 +1,5 @@
 //! Incremental parsing of a JSON array whose body arrives in chunks: each element is
-//! parsed as soon as its last byte arrives, so a listing holds the parsed tokens and at
+//! parsed as soon as its last byte arrives, so a listing keeps the parsed tokens and at
 //! most one partial element, never the whole body. For a tenant of 100,000 tokens the body
 //! is about 40 MB.
 //!
@@ -11,7 +11,7 @@
 
 use serde::de::DeserializeOwned;
 
-/// Where the splitter is in the body.
+/// Position of the splitter in the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Position {
     /// Before the opening `[`.

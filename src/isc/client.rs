@@ -342,8 +342,8 @@ impl Client {
     }
 
     /// Lists like [`Client::list`], but keeps only the id and last use of each token. Every
-    /// token is still parsed and checked in full; a listing that is only cross-checked
-    /// against the full one costs a fraction of the memory this way.
+    /// token is still parsed and checked in full. A listing that only cross-checks the full
+    /// one costs a fraction of the memory this way.
     pub async fn list_summaries(
         &self,
         filter: ListFilter,

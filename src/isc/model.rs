@@ -147,6 +147,7 @@ fn parse_utc_fast(text: &str) -> Option<DateTime<Utc>> {
     if bytes.len() < 20 || bytes.len() > 30 || *bytes.last()? != b'Z' {
         return None;
     }
+
     let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
     if separators.iter().any(|&(at, byte)| bytes[at] != byte) {
         return None;
@@ -157,6 +158,7 @@ fn parse_utc_fast(text: &str) -> Option<DateTime<Utc>> {
                 .then(|| value * 10 + u32::from(byte - b'0'))
         })
     };
+
     let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
     let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
     let nanos = match &bytes[19..bytes.len() - 1] {
@@ -166,7 +168,8 @@ fn parse_utc_fast(text: &str) -> Option<DateTime<Utc>> {
         }
         _ => return None,
     };
-    // Leap seconds and out-of-range fields go to chrono, which knows their rules.
+
+    // Leap seconds and out-of-range fields go to chrono, which implements their rules.
     if second > 59 {
         return None;
     }

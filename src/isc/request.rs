@@ -89,7 +89,7 @@ struct Response {
     tokens: Option<Result<ListBody, String>>,
 }
 
-/// What the client keeps of a successful response body.
+/// The part of a successful response body that the client keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyMode {
     /// The bytes.
@@ -401,8 +401,8 @@ async fn send(
     })
 }
 
-/// Feeds the body to `parser` chunk by chunk. The outer error is a transport failure, the
-/// inner one a body that is not a JSON array of tokens; reading stops at the first
+/// Feeds the body to `parser` chunk by chunk. The outer error is a transport failure. The
+/// inner one is a body that is not a JSON array of tokens, and reading stops at the first
 /// invalid element.
 async fn parse_list<U>(
     response: &mut reqwest::Response,
