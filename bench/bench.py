@@ -51,7 +51,7 @@ def parse_args():
     parser.add_argument("--sizes", help="comma-separated tenant sizes of the scale scenario")
     parser.add_argument("--idle-seconds", type=float, help="idle time before the daemon's footprint is read (default 60, smoke 2)")
     parser.add_argument("--out", help="directory for benchmarks.md and the plots (default docs/, smoke a temporary one)")
-    parser.add_argument("--results", help="file for the raw results (default bench/results.json, smoke in --out)")
+    parser.add_argument("--results", help="file for the raw results (default bench/results.json, or results.json in --out when given)")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temporary directory with tenants and logs")
     parser.add_argument("--render-only", metavar="RESULTS", help="measure nothing: rewrite the page and plots from a results file")
     return parser.parse_args()
@@ -90,7 +90,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     if args.results:
         results_path = Path(args.results)
-    elif args.smoke:
+    elif args.smoke or args.out:
         results_path = out / "results.json"
     else:
         results_path = BENCH_DIR / "results.json"

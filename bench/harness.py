@@ -2,8 +2,9 @@
 policy files, child processes measured with wait4, and small statistics.
 
 Everything listens on and talks to 127.0.0.1 only. The measured processes are the real
-`patrol` binary and the peer script. Their resource usage comes from `os.wait4` on each
-child: user and system CPU seconds, and peak resident memory (`ru_maxrss`, KiB on Linux).
+`patrol` binary and the peer script. Their resource usage comes from `os.wait4` in
+measure.py: user and system CPU seconds, and peak resident memory (`ru_maxrss`, KiB on
+Linux).
 """
 
 import json
@@ -13,8 +14,10 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 CLIENT_ID = "aaaa0000000000000000000000000001"
 CLIENT_SECRET = "bench-secret-5d1e"
@@ -178,23 +181,13 @@ listen = "{daemon['listen']}"
 
 
 def measure(command, stdout_path, stderr_path, env=None):
-    """Run `command` to completion and return its wall time, CPU times, peak RSS and exit
-    code. stdout goes to `stdout_path` (which may be /dev/null)."""
+    """Run `command` to completion through measure.py and return its wall time, CPU times,
+    peak RSS and exit code. stdout goes to `stdout_path` (which may be /dev/null)."""
     environment = dict(os.environ, **(env or {}))
-    with open(stdout_path, "wb") as out, open(stderr_path, "ab") as err:
-        started = time.monotonic()
-        process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=environment)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.monotonic() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return {
-        "wall_s": wall,
-        "user_s": usage.ru_utime,
-        "sys_s": usage.ru_stime,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "maxrss_mib": usage.ru_maxrss / 1024,
-        "exit": process.returncode,
-    }
+    runner = [sys.executable, str(Path(__file__).with_name("measure.py")), str(stdout_path), str(stderr_path)]
+    done = subprocess.run(runner + [str(part) for part in command], stdout=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, env=environment, check=True)
+    return json.loads(done.stdout)
 
 
 def free_port():

@@ -310,7 +310,7 @@ pub async fn run_tenant(
     let tokens = collect_results(
         config,
         std::mem::take(&mut listed.tokens),
-        &judgments,
+        judgments,
         assessments,
         &mut errors,
     );
@@ -408,17 +408,19 @@ fn update_first_flagged(
 
 /// Turns each token and its assessment into the token's result, in listing order.
 ///
-/// The tokens are taken from the back and their list shrinks as the results grow, so that
-/// a large tenant does not hold both lists in full at once.
+/// The tokens, judgments and assessments are taken from the back, and their lists shrink as
+/// the results grow, so that a large tenant does not keep all of them in full at once.
 fn collect_results(
     config: &Config,
     mut tokens: Vec<Token>,
-    judgments: &[crate::policy::Judgment],
+    mut judgments: Vec<crate::policy::Judgment>,
     mut assessments: Vec<Assessment>,
     errors: &mut BTreeMap<usize, String>,
 ) -> Vec<TokenResult> {
     let mut results = Vec::with_capacity(tokens.len());
-    while let (Some(token), Some(assessment)) = (tokens.pop(), assessments.pop()) {
+    while let (Some(token), Some(judgment), Some(assessment)) =
+        (tokens.pop(), judgments.pop(), assessments.pop())
+    {
         let index = tokens.len();
         let exemption = assessment
             .exemption
@@ -437,7 +439,7 @@ fn collect_results(
             token,
             verdict: assessment.verdict,
             outcome: assessment.outcome,
-            rules: config.policy.rule_names(&judgments[index]),
+            rules: config.policy.rule_names(&judgment),
             protections: assessment.protections,
             exemption,
             first_flagged: assessment.first_flagged,
@@ -446,6 +448,7 @@ fn collect_results(
         });
         if tokens.capacity() > 2 * tokens.len() + 1024 {
             tokens.shrink_to_fit();
+            judgments.shrink_to_fit();
             assessments.shrink_to_fit();
         }
     }
