@@ -55,23 +55,31 @@ def scale(results, out):
     entries = results["scale"]
     sizes = [e["size"] for e in entries]
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+
+    targets = {"cpu_s": 0.3, "maxrss_mib": 100}  # patrol's targets at 100,000 tokens
     for ax, key, title, unit in (
         (axes[0], "wall_s", "wall time", "s"),
         (axes[1], "cpu_s", "CPU time", "s"),
         (axes[2], "maxrss_mib", "peak resident memory", "MiB"),
     ):
+        if key in targets:
+            ax.plot([100_000], [targets[key]], marker="_", markersize=22, markeredgewidth=2,
+                    color="#d62728", linestyle="none", label="patrol's target at 100,000")
         for tool, label, color in (("patrol", "patrol", "#1f77b4"), ("peer", "SDK script (listing only)", "#ff7f0e")):
             values = [med(e["runs"][tool], key) for e in entries]
             lo = [values[i] - min(r[key] for r in e["runs"][tool]) for i, e in enumerate(entries)]
             hi = [max(r[key] for r in e["runs"][tool]) - values[i] for i, e in enumerate(entries)]
             ax.errorbar(sizes, values, yerr=[lo, hi], marker="o", label=label, color=color, capsize=3)
+
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("tokens in the tenant")
         ax.set_ylabel(unit)
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
+
     axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
     fig.suptitle("Cost against tenant size (median, range over repetitions)")
     fig.tight_layout()
     fig.savefig(out / "scale.png", dpi=110)

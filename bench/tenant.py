@@ -35,7 +35,7 @@ def iso(instant):
 
 
 def token_id(kind, number):
-    """A 32-digit hex id; `kind` keeps the id spaces of token classes apart."""
+    """Return a 32-digit hex id; `kind` keeps the id spaces of token classes apart."""
     return f"{kind:04x}{number:028x}"
 
 

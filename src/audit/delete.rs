@@ -134,10 +134,10 @@ fn synced<T>(write: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Returns how many deletes may be in flight at once: at least `floor`, and as many as the
-/// rate limit can start during one mean `latency` (Little's law) plus one, so that slow
-/// responses do not hold the run below the limit. Never more than `limit`, the most the pacer
-/// starts within one window.
+/// Returns how many deletes may be in flight at once: at least `floor`, and otherwise as
+/// many as the rate limit can start during one mean `latency` (Little's law) plus one, so
+/// slow responses do not hold the run below the limit. Beyond `floor`, never more than
+/// `limit`, the most the pacer starts within one window.
 fn allowed_in_flight(
     floor: usize,
     limit: u32,
