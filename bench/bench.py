@@ -121,7 +121,8 @@ def main():
                 idle_seconds = args.idle_seconds
             results["idle"] = scenarios.idle(ctx, idle_seconds, reps)
         if "scrape" in only and daemon:
-            results["scrape"] = scenarios.scrape(ctx, 1_000 if args.smoke else 100_000, 20, reps)
+            size, timeout = (1_000, 60) if args.smoke else (100_000, 600)
+            results["scrape"] = scenarios.scrape(ctx, size, 20, reps, timeout_s=timeout)
         if not daemon:
             scenarios.log("idle and scrape: not measured, patrol run unavailable")
     finally:

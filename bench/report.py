@@ -197,6 +197,14 @@ def targets_section(results):
                      f"{'met' if rss < SCALE_TARGET_RSS_MIB else 'not met'} |")
     if not results.get("daemon_available"):
         lines.append("| idle footprint, scrape latency | not measured: patrol run unavailable | open |")
+    if results.get("idle"):
+        runs = results["idle"]["runs"]
+        lines.append(f"| idle footprint (no number set) | {fmt(median(runs, 'rss_mib'), 1)} MiB resident, "
+                     f"{fmt(median(runs, 'cpu_idle_s'), 3)} s CPU in {fmt(runs[0]['idle_s'], 0)} s | measured |")
+    if results.get("scrape"):
+        during = sorted(ms for run in results["scrape"]["runs"] for ms in run["during_ms"])
+        lines.append(f"| scrape latency during a run (no number set) | p99 {fmt(harness.percentile(during, 0.99), 1)} ms "
+                     f"with {results['scrape']['scrapers']} scrapers | measured |")
     lines.append("")
     for entry in results.get("scale", []):
         if entry["size"] != SCALE_TARGET_SIZE:
@@ -397,7 +405,9 @@ def daemon_section(results):
             lines.append(f"| {name} | {len(values)} | {fmt(harness.percentile(values, 0.5), 1)} | "
                          f"{fmt(harness.percentile(values, 0.9), 1)} | {fmt(harness.percentile(values, 0.99), 1)} | "
                          f"{fmt(values[-1] if values else None, 1)} |")
-        lines += ["", f"Failed scrapes: {errors}.", ""]
+        unfinished = sum(1 for run in scrape["runs"] if run["run_s"] is None)
+        lines += ["", f"Failed scrapes: {errors}."
+                  + (f" In {unfinished} repetition(s) no finished run showed before the time limit." if unfinished else ""), ""]
     return lines
 
 

@@ -235,7 +235,7 @@ def idle(ctx, seconds, reps):
     return {"runs": runs}
 
 
-def scrape(ctx, size, scrapers, reps):
+def scrape(ctx, size, scrapers, reps, timeout_s=600):
     """/metrics latency with `scrapers` concurrent clients while the daemon's first run
     (run_on_start) audits a tenant of `size` tokens, and again once it is idle."""
     now = datetime.now(timezone.utc)
@@ -255,7 +255,7 @@ def scrape(ctx, size, scrapers, reps):
             try:
                 if not wait_for_metrics(process, base):
                     raise RuntimeError(f"patrol run did not serve /metrics; see {ctx.tmp / 'daemon.stderr'}")
-                result["runs"].append(scrape_once(base, scrapers))
+                result["runs"].append(scrape_once(base, scrapers, timeout_s=timeout_s))
             finally:
                 stop_daemon(process, err)
     os.remove(path)
