@@ -7,11 +7,14 @@ pub mod audit;
 pub mod check_config;
 pub mod demo;
 pub mod exit;
+pub mod run;
 pub mod sim;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::logging::{self, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +26,10 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log format on stderr: auto (journald when stderr is the journal, else text), text
+    /// or json. Overrides `[log] format`.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,6 +40,9 @@ pub enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Run one dry-run audit of a simulated tenant with a bundled token set.
     Demo(demo::DemoArgs),
+    /// Run the daemon: audit every tenant on the schedule, serve /metrics, /healthz and
+    /// /readyz, reload on SIGHUP, stop on SIGTERM.
+    Run(run::RunArgs),
     /// Serve a simulated ISC tenant on loopback; the first stdout line is its base URL.
     Sim(sim::SimArgs),
 }
@@ -51,7 +61,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging();
+    if let Command::Run(args) = &cli.command {
+        // The daemon sets up logging after reading [log] from its configuration.
+        return ExitCode::from(run::run(args, cli.log_format));
+    }
+    logging::init(cli.log_format.unwrap_or(LogFormat::Auto), "info");
     if let Command::CheckConfig(args) = &cli.command {
         return ExitCode::from(check_config::run(args, &mut std::io::stdout().lock()));
     }
@@ -71,6 +85,7 @@ pub fn main() -> ExitCode {
             Command::Audit(args) => audit::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::CheckConfig(_) => unreachable!("check-config runs before the runtime starts"),
+            Command::Run(_) => unreachable!("run starts its own runtime"),
             Command::Sim(args) => match sim::run(args).await {
                 Ok(()) => exit::OK,
                 Err(error) => {
@@ -81,15 +96,4 @@ pub fn main() -> ExitCode {
         }
     });
     ExitCode::from(code)
-}
-
-/// Sends logs to stderr, at the level of `RUST_LOG` or INFO.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }

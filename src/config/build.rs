@@ -15,8 +15,9 @@ use toml::Spanned;
 use super::duration::{parse_duration, parse_instant};
 use super::error::{ConfigError, Locator, Problem};
 use super::schedule::{parse_cron, parse_timezone};
-use super::{Config, Metrics, Schedule, SecretSource, Tenant, file};
+use super::{Config, Log, Metrics, Schedule, SecretSource, Tenant, file};
 use crate::isc::ApiVersion;
+use crate::logging::LogFormat;
 use crate::policy::{Action, Matchers, Policy, Rule};
 use crate::safety::{Exemption, Settings};
 
@@ -51,6 +52,7 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let safety = checker.safety(raw.safety.as_ref());
     let metrics = checker.metrics(raw.metrics.as_ref());
     let state_dir = checker.state_dir(raw.state.as_ref());
+    let log = checker.log(raw.log.as_ref());
     let policy = checker.rules(&raw.rule);
     let exemptions = checker.exemptions(&raw.exemption);
 
@@ -69,6 +71,7 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
         safety,
         metrics,
         state_dir,
+        log,
         policy,
         exemptions,
     })
@@ -470,6 +473,31 @@ impl Checker<'_> {
             max_token_series,
             token_labels: raw.and_then(|metrics| metrics.token_labels).unwrap_or(true),
         }
+    }
+
+    fn log(&mut self, raw: Option<&Spanned<file::Log>>) -> Log {
+        let raw = raw.map(Spanned::get_ref);
+        let mut log = Log::default();
+        if let Some(level) = raw.and_then(|log| log.level.as_ref()) {
+            match crate::logging::parse_level(level.get_ref()) {
+                Ok(()) => log.level = level.get_ref().trim().to_owned(),
+                Err(message) => self.report(level, "log.level", message),
+            }
+        }
+        if let Some(format) = raw.and_then(|log| log.format.as_ref()) {
+            match LogFormat::parse(format.get_ref()) {
+                Some(parsed) => log.format = parsed,
+                None => self.report(
+                    format,
+                    "log.format",
+                    format!(
+                        "unknown log format \"{}\", expected \"auto\", \"text\" or \"json\"",
+                        format.get_ref()
+                    ),
+                ),
+            }
+        }
+        log
     }
 
     fn state_dir(&mut self, raw: Option<&Spanned<file::State>>) -> PathBuf {

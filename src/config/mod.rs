@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::isc::ApiVersion;
+use crate::logging::LogFormat;
 use crate::policy::Policy;
 use crate::safety::{Exemption, Settings};
 
@@ -37,6 +38,7 @@ pub struct Config {
     pub safety: Settings,
     pub metrics: Metrics,
     pub state_dir: PathBuf,
+    pub log: Log,
     pub policy: Policy,
     pub exemptions: Vec<Exemption>,
 }
@@ -69,6 +71,24 @@ pub struct Metrics {
     pub max_token_series: usize,
     /// Whether per-token info series carry free-text labels (token name, owner name).
     pub token_labels: bool,
+}
+
+/// The `[log]` section: what the daemon logs and how. `RUST_LOG` overrides the level and
+/// `--log-format` the format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// A tracing filter directive such as `info` or `patrol=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Auto,
+        }
+    }
 }
 
 impl Config {
