@@ -115,21 +115,8 @@ pub async fn run(config: Config, log: LogHandle) -> u8 {
     daemon.update_workers(&config);
     let jobs_receiver = daemon.jobs.subscribe();
 
-    let observer = Arc::new(LoopObserver {
-        health: Arc::clone(&health),
-        notifier: notifier.clone(),
-        metrics: Arc::clone(&metrics),
-    });
-    let scheduler = Scheduler::new(SystemClock, wake_interval, observer);
-    let mut scheduler = tokio::spawn(scheduler.run(jobs_receiver, stop_receiver));
-    let server = tokio::spawn(http::serve(
-        listener,
-        AppState {
-            metrics: Arc::clone(&metrics),
-            health: Arc::clone(&health),
-        },
-    ));
-
+    // Ready before the loop starts, so that its first WATCHDOG=1 and the status of a
+    // run on start follow READY=1.
     health.set_ready(true);
     let status = format!(
         "watching {} tenant{}, no run yet",
@@ -146,6 +133,21 @@ pub async fn run(config: Config, log: LogHandle) -> u8 {
         watchdog_ms = notifier.watchdog_timeout().map(|timeout| timeout.as_millis() as u64),
         "patrol is running; metrics at http://{address}/metrics"
     );
+
+    let server = tokio::spawn(http::serve(
+        listener,
+        AppState {
+            metrics: Arc::clone(&metrics),
+            health: Arc::clone(&health),
+        },
+    ));
+    let observer = Arc::new(LoopObserver {
+        health: Arc::clone(&health),
+        notifier: notifier.clone(),
+        metrics: Arc::clone(&metrics),
+    });
+    let scheduler = Scheduler::new(SystemClock, wake_interval, observer);
+    let mut scheduler = tokio::spawn(scheduler.run(jobs_receiver, stop_receiver));
 
     let reason = loop {
         tokio::select! {
