@@ -40,14 +40,28 @@ impl LogFormat {
 }
 
 /// Checks a level such as `info`, `debug` or `patrol=debug,warn` (the `RUST_LOG` syntax).
+/// Unlike `RUST_LOG`, a bare word must be a level: `RUST_LOG=inof` would enable every
+/// event of a target named `inof`, which in a policy file is a typo.
 pub fn parse_level(text: &str) -> Result<(), String> {
-    EnvFilter::try_new(text.trim()).map(drop).map_err(|error| {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let text = text.trim();
+    let invalid = |reason: String| {
         format!(
-            "invalid log level \"{}\" ({error}); expected error, warn, info, debug or trace, \
-             or a RUST_LOG filter such as \"patrol=debug,info\"",
-            text.trim()
+            "invalid log level \"{text}\" ({reason}); expected error, warn, info, debug or \
+             trace, or a RUST_LOG filter such as \"patrol=debug,info\""
         )
-    })
+    };
+    for directive in text.split(',').map(str::trim) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(invalid(format!("\"{level}\" is not a level")));
+        }
+    }
+    EnvFilter::try_new(text)
+        .map(drop)
+        .map_err(|error| invalid(error.to_string()))
 }
 
 /// Changes the level of the installed subscriber.
@@ -56,8 +70,6 @@ pub struct LogHandle {
     filter: Option<reload::Handle<EnvFilter, Registry>>,
     /// Whether `RUST_LOG` set the level, which then wins over the policy file.
     fixed_by_env: bool,
-    /// The output actually chosen, for messages about what a reload cannot change.
-    pub output: LogFormat,
 }
 
 impl LogHandle {
@@ -95,7 +107,11 @@ pub fn init(format: LogFormat, level: &str) -> LogHandle {
     let (filter, handle) = reload::Layer::new(filter);
 
     let journald = match format {
-        LogFormat::Auto if stderr_is_journal() => tracing_journald::layer().ok(),
+        // Without a prefix, fields keep their names in upper case (TENANT=acme); none of
+        // patrol's field names is one of journald's own.
+        LogFormat::Auto if stderr_is_journal() => tracing_journald::layer()
+            .ok()
+            .map(|layer| layer.with_field_prefix(None)),
         _ => None,
     };
     let output = match (format, &journald) {
@@ -128,7 +144,6 @@ pub fn init(format: LogFormat, level: &str) -> LogHandle {
     LogHandle {
         filter: installed.then_some(handle),
         fixed_by_env: from_env.is_some(),
-        output,
     }
 }
 
@@ -193,11 +208,20 @@ mod tests {
     #[test]
     fn level_accepts_rust_log_syntax() {
         assert!(parse_level("info").is_ok());
+        assert!(parse_level("DEBUG").is_ok());
         assert!(parse_level("patrol=debug,warn").is_ok());
         let error = parse_level("patrol=loud").unwrap_err();
         assert!(
-            error.contains("invalid log level \"patrol=loud\""),
+            error.contains(r#"invalid log level "patrol=loud""#),
             "{error}"
         );
+        assert!(error.contains(r#""loud" is not a level"#), "{error}");
+    }
+
+    #[test]
+    fn level_rejects_a_bare_target_name() {
+        let error = parse_level("inof").unwrap_err();
+        assert!(error.contains(r#""inof" is not a level"#), "{error}");
+        assert!(parse_level("").is_err());
     }
 }

@@ -637,3 +637,28 @@ fn listen_address_in_use_stops_start() {
     assert_eq!(status.code(), Some(78), "{log}");
     assert!(log.contains("cannot listen for metrics scrapes"), "{log}");
 }
+
+#[tokio::test]
+async fn log_level_comes_from_policy_unless_rust_log_is_set() {
+    let workspace = Workspace::new();
+    let shift = shift_to_now();
+    let sim = contract_sim(&workspace, shift, &[]);
+    let mut text = daemon_policy("0 3 1 1 *", shift);
+    text = set_policy_value(&text, "schedule", "run_on_start", "true");
+    text.push_str("\n[log]\nlevel = \"debug\"\n");
+    let policy = workspace.policy(&text, &sim.base_url);
+    let is_debug = |record: &Value| record["level"] == "DEBUG";
+
+    let from_policy = Daemon::start(&policy, &[("RUST_LOG", "")]);
+    from_policy.wait_for_log("a debug line", |record| {
+        is_debug(record) && message(record) == "run due"
+    });
+    // The second daemon uses the same state directory, so the first must be gone.
+    drop(from_policy);
+
+    let from_env = Daemon::start(&policy, &[("RUST_LOG", "info")]);
+    from_env.wait_for_log("the end of the run", |record| {
+        message(record) == "run finished"
+    });
+    assert_eq!(from_env.count_logs(is_debug), 0, "{}", from_env.log_text());
+}

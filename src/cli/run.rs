@@ -23,7 +23,9 @@ pub struct RunArgs {
 /// Runs the daemon and returns its exit code. `log_format` is `--log-format`, which wins
 /// over `[log] format`.
 pub fn run(args: &RunArgs, log_format: Option<LogFormat>) -> u8 {
-    let loaded = Config::load(&args.config);
+    // SIGHUP reads the file again, so a relative path must not depend on a later cwd.
+    let path = std::path::absolute(&args.config).unwrap_or_else(|_| args.config.clone());
+    let loaded = Config::load(&path);
     let log_settings = loaded
         .as_ref()
         .map(|config| config.log.clone())

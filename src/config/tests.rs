@@ -389,3 +389,37 @@ fn readable_secret_file_passes_without_being_shown() {
     let found = config.check_secrets();
     assert_eq!(found[0].key, "tenant[0].client_secret_file");
 }
+
+#[test]
+fn log_section_sets_level_and_format() {
+    let config = Config::parse(MINIMAL, Path::new("patrol.toml")).unwrap();
+    assert_eq!(config.log, Log::default());
+    assert_eq!(config.log.level, "info");
+    assert_eq!(config.log.format, LogFormat::Auto);
+
+    let text = format!("{MINIMAL}\n[log]\nlevel = \"patrol=debug,warn\"\nformat = \"json\"\n");
+    let config = Config::parse(&text, Path::new("patrol.toml")).unwrap();
+    assert_eq!(config.log.level, "patrol=debug,warn");
+    assert_eq!(config.log.format, LogFormat::Json);
+}
+
+#[test]
+fn invalid_log_settings_are_named() {
+    let text = format!("{MINIMAL}\n[log]\nlevel = \"loud\"\nformat = \"xml\"\n");
+    let problems = problems(&text);
+    let keys: Vec<&str> = problems
+        .iter()
+        .map(|problem| problem.key.as_str())
+        .collect();
+    assert_eq!(keys, ["log.level", "log.format"], "{problems:?}");
+    assert!(
+        problems[0].message.contains("invalid log level \"loud\""),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1]
+            .message
+            .contains("expected \"auto\", \"text\" or \"json\""),
+        "{problems:?}"
+    );
+}

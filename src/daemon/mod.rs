@@ -198,6 +198,8 @@ impl Daemon {
     /// Starts a worker for each new tenant, closes the triggers of the removed ones, and
     /// publishes the job list to the scheduler.
     fn update_workers(&mut self, config: &Config) {
+        // Reap the workers of tenants removed earlier.
+        while self.workers.try_join_next().is_some() {}
         self.triggers.retain(|name, trigger| {
             let keep = config.tenant(name).is_some();
             if !keep {
@@ -461,5 +463,51 @@ impl Signals {
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::isc::ApiVersion;
+
+    fn settings(secret: &str) -> ClientSettings {
+        ClientSettings::new(
+            "https://acme.api.identitynow.com",
+            ApiVersion::V3,
+            "aaaa0000000000000000000000000001",
+            SecretString::from(secret.to_owned()),
+        )
+    }
+
+    #[test]
+    fn wake_interval_is_half_the_watchdog_at_most_a_minute() {
+        assert_eq!(wake_interval(None), DEFAULT_WAKE_INTERVAL);
+        assert_eq!(
+            wake_interval(Some(Duration::from_secs(30))),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            wake_interval(Some(Duration::from_secs(600))),
+            DEFAULT_WAKE_INTERVAL
+        );
+        assert_eq!(
+            wake_interval(Some(Duration::from_micros(1))),
+            Duration::from_millis(1)
+        );
+    }
+
+    #[test]
+    fn client_is_reused_only_with_the_same_settings() {
+        assert!(same_settings(&settings("one"), &settings("one")));
+        assert!(!same_settings(&settings("one"), &settings("two")));
+        let mut faster = settings("one");
+        faster.rate_limit_requests = 50;
+        assert!(!same_settings(&settings("one"), &faster));
+        let mut elsewhere = settings("one");
+        elsewhere.api_url = "https://globex.api.identitynow.com".to_owned();
+        assert!(!same_settings(&settings("one"), &elsewhere));
     }
 }

@@ -146,3 +146,24 @@ fn whole_seconds_now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isc::IscError;
+
+    #[test]
+    fn failed_run_status_names_the_result() {
+        let ended = DateTime::from_timestamp(1_796_181_304, 0).unwrap();
+        let failure: Result<Run, RunError> = Err(RunError::Unreachable {
+            tenant: "acme".to_owned(),
+            source: IscError::Network {
+                message: "connection refused".to_owned(),
+            },
+        });
+        assert_eq!(
+            status_of("acme", &failure, ended),
+            "acme: run failed (unreachable) at 2026-12-02 03:15:04 UTC"
+        );
+    }
+}
