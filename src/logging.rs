@@ -5,7 +5,7 @@
 //! `PRIORITY=` from the level), so `journalctl -u patrol TENANT=acme` works. Otherwise
 //! they are human-readable lines on stderr, or one JSON object per line with
 //! `--log-format json`. The level is `RUST_LOG` when it is set, else the `[log] level` of
-//! the policy file, else `info`; a [`LogHandle`] changes it later (on SIGHUP) unless
+//! the policy file, else `info`. A [`LogHandle`] changes it later (on SIGHUP), unless
 //! `RUST_LOG` fixed it. The output is chosen once per process.
 //!
 //! Which events are logged, and never with a secret, is the callers' business.
@@ -16,7 +16,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
-/// Where and how log records are written.
+/// Destination and format of the log records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// journald when stderr is connected to the journal, otherwise text.
@@ -147,8 +147,8 @@ pub fn init(format: LogFormat, level: &str) -> LogHandle {
     }
 }
 
-/// Whether stderr is the stream systemd connected to the journal. systemd sets
-/// `JOURNAL_STREAM=<device>:<inode>` for that stream; a child whose stderr was redirected
+/// Checks whether stderr is the stream that systemd connected to the journal. systemd sets
+/// `JOURNAL_STREAM=<device>:<inode>` for that stream. A child whose stderr was redirected
 /// inherits the variable, so the file itself is compared.
 fn stderr_is_journal() -> bool {
     let Some(expected) = std::env::var("JOURNAL_STREAM")

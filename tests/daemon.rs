@@ -70,7 +70,7 @@ fn expected_tokens() -> Vec<Value> {
     expected["tokens"].as_array().unwrap().clone()
 }
 
-/// The contract tokens moved by `shift`, by id.
+/// Returns the contract tokens moved by `shift`, keyed by id.
 fn shifted_tokens(shift: chrono::TimeDelta) -> BTreeMap<String, Value> {
     let text = std::fs::read_to_string(common::TOKENS_FIXTURE).unwrap();
     let tokens: Vec<Value> = serde_json::from_str(&shift_tokens(&text, shift)).unwrap();
@@ -639,7 +639,7 @@ fn listen_address_in_use_stops_start() {
 }
 
 #[tokio::test]
-async fn log_level_comes_from_policy_unless_rust_log_is_set() {
+async fn log_level_from_policy_or_rust_log() {
     let workspace = Workspace::new();
     let shift = shift_to_now();
     let sim = contract_sim(&workspace, shift, &[]);

@@ -21,7 +21,7 @@ fn success_count(scrape: &Scrape) -> f64 {
 }
 
 #[tokio::test]
-async fn sighup_rejects_invalid_file_and_applies_valid_one() {
+async fn sighup_reload_validates_the_file() {
     let workspace = Workspace::new();
     let shift = shift_to_now();
     let sim = contract_sim(&workspace, shift, &[]);
@@ -119,7 +119,8 @@ async fn sigterm_finishes_deletes_in_flight() {
             .unwrap_or_default()
             .contains("\"delete_intent\"")
     };
-    // The audit log has no log line of its own; watch the file with a bounded wait.
+    // The audit log has no log line of its own, so the test watches the file with a
+    // bounded wait.
     let deadline = std::time::Instant::now() + WAIT;
     while !intents_on_disk() {
         assert!(

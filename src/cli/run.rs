@@ -1,10 +1,10 @@
 //! `patrol run`: load the configuration, set up logging from it, and run the daemon on a
 //! small runtime until SIGTERM.
 //!
-//! The runtime has two worker threads: one could do, but a run appends to the audit log
-//! with a synchronous `fsync` per delete, and a second thread keeps the scheduler loop,
-//! the watchdog and `/metrics` responsive meanwhile. Idle, both threads sleep until the
-//! next timer or connection.
+//! The runtime has two worker threads. One would be enough, but a run appends to the audit
+//! log with a synchronous `fsync` per delete, and the second thread keeps the scheduler
+//! loop, the watchdog and `/metrics` responsive meanwhile. Idle, both threads sleep until
+//! the next timer or connection.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,8 +56,8 @@ pub fn run(args: &RunArgs, log_format: Option<LogFormat>) -> u8 {
         }
     };
     let code = runtime.block_on(crate::daemon::run(config, log));
-    // Blocking tasks (a metrics rendering, a DNS lookup) get a moment to end; the process
-    // exits anyway.
+    // Blocking tasks (a metrics rendering, a DNS lookup) get one second to end, then the
+    // process exits anyway.
     runtime.shutdown_timeout(Duration::from_secs(1));
     code
 }

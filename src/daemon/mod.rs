@@ -44,7 +44,7 @@ use crate::metrics::Metrics;
 use crate::schedule::{JobSpec, Observer, Scheduler, SystemClock, Trigger};
 use worker::{Generation, Shared};
 
-/// Longest time the scheduler loop sleeps without a watchdog. It bounds how late a run
+/// Maximum time the scheduler loop sleeps without a watchdog. It bounds how late a run
 /// starts after a suspend or a clock jump, and sets how stale `/healthz` may get.
 pub const DEFAULT_WAKE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -174,8 +174,8 @@ pub async fn run(config: Config, log: LogHandle) -> u8 {
     code
 }
 
-/// The scheduler's wake interval: half the watchdog timeout when systemd set one, and
-/// never more than [`DEFAULT_WAKE_INTERVAL`].
+/// Returns the scheduler's wake interval, which is half the watchdog timeout when systemd
+/// set one and never more than [`DEFAULT_WAKE_INTERVAL`].
 fn wake_interval(watchdog: Option<Duration>) -> Duration {
     match watchdog {
         Some(timeout) => (timeout / 2).clamp(Duration::from_millis(1), DEFAULT_WAKE_INTERVAL),
@@ -413,7 +413,7 @@ fn client_settings(tenant: &Tenant, secret: secrecy::SecretString) -> ClientSett
     settings
 }
 
-/// Whether a client built with `old` can serve a tenant configured as `new`.
+/// Checks whether a client built with `old` can serve a tenant configured as `new`.
 fn same_settings(old: &ClientSettings, new: &ClientSettings) -> bool {
     old.api_url == new.api_url
         && old.api_version == new.api_version
@@ -483,7 +483,7 @@ mod tests {
     }
 
     #[test]
-    fn wake_interval_is_half_the_watchdog_at_most_a_minute() {
+    fn wake_interval_halves_the_watchdog() {
         assert_eq!(wake_interval(None), DEFAULT_WAKE_INTERVAL);
         assert_eq!(
             wake_interval(Some(Duration::from_secs(30))),

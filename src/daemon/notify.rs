@@ -30,18 +30,20 @@ impl Notifier {
         }
     }
 
-    /// The watchdog timeout (`WatchdogSec=`) when systemd expects `WATCHDOG=1` from this
-    /// process.
+    /// Returns the watchdog timeout (`WatchdogSec=`) when systemd expects `WATCHDOG=1` from
+    /// this process.
     pub fn watchdog_timeout(&self) -> Option<Duration> {
         self.watchdog
     }
 
-    /// The configuration is valid, the secrets are read and the listener is bound.
+    /// Reports that the configuration is valid, the secrets are read and the listener is
+    /// bound.
     pub fn ready(&self, status: &str) {
         self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
 
-    /// A reload began; `ready` ends it. systemd wants the monotonic time with it.
+    /// Reports that a reload began, which `ready` ends. systemd expects the monotonic time
+    /// with it.
     pub fn reloading(&self) {
         if !self.enabled {
             return;
@@ -56,7 +58,7 @@ impl Notifier {
         self.send(&[NotifyState::Stopping, NotifyState::Status(status)]);
     }
 
-    /// One line for `systemctl status`.
+    /// Sets the line that `systemctl status` shows.
     pub fn status(&self, status: &str) {
         self.send(&[NotifyState::Status(status)]);
     }

@@ -35,7 +35,7 @@ pub struct Generation {
     pub clients: BTreeMap<String, (ClientSettings, Client)>,
 }
 
-/// What every worker shares with the daemon.
+/// State that every worker shares with the daemon.
 #[derive(Debug)]
 pub struct Shared {
     pub generation: watch::Receiver<Arc<Generation>>,
@@ -111,7 +111,7 @@ pub async fn run_worker(tenant: String, trigger: Trigger, shared: Arc<Shared>) {
     tracing::debug!(tenant = %tenant, "worker stopped");
 }
 
-/// The `STATUS=` part of a run, such as `acme: 25 listed, 5 to report, 13 to delete, 0
+/// Formats the `STATUS=` part of a run, such as `acme: 25 listed, 5 to report, 13 to delete, 0
 /// deleted, 0 failed (dry run) at 03:15:04 UTC`.
 pub fn status_of(tenant: &str, result: &Result<Run, RunError>, ended: DateTime<Utc>) -> String {
     let at = ended.format("%Y-%m-%d %H:%M:%S UTC");

@@ -1,4 +1,4 @@
-//! What `/healthz` and `/readyz` report.
+//! Liveness and readiness, as `/healthz` and `/readyz` report them.
 //!
 //! Liveness is the scheduler loop's heartbeat: the loop beats on every wake, and it wakes
 //! at least every wake interval, so a heartbeat older than twice that interval means the
@@ -42,7 +42,7 @@ impl Health {
         self.silence_at(Instant::now())
     }
 
-    /// Whether the scheduler loop beat recently enough.
+    /// Checks whether the scheduler loop beat recently enough.
     pub fn is_alive(&self) -> bool {
         self.is_alive_at(Instant::now())
     }

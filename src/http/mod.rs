@@ -2,11 +2,11 @@
 //!
 //! Only GET and HEAD are served, on these three paths; any other method gets 405 with an
 //! `Allow` header, and any other path 404. The endpoint is meant for a loopback or
-//! internal address, but it still bounds what a client can make it hold: the request head
-//! must arrive within [`HEADER_READ_TIMEOUT`] (which also closes idle keep-alive
-//! connections) and fit in [`MAX_REQUEST_HEAD`] bytes, a request body is never read, and
-//! at most [`MAX_CONNECTIONS`] connections are served at once; further ones are closed at
-//! once. hyper serves each connection (HTTP/1.1 only) and axum routes the requests.
+//! internal address, but it still bounds the resources a client can tie up. The request
+//! head must arrive within [`HEADER_READ_TIMEOUT`], which also closes idle keep-alive
+//! connections, and fit in [`MAX_REQUEST_HEAD`] bytes. A request body is never read. At
+//! most [`MAX_CONNECTIONS`] connections are served at once, and further ones are closed
+//! at once. hyper serves each connection (HTTP/1.1 only) and axum routes the requests.
 //!
 //! What the endpoints report comes from [`Metrics`] and [`Health`]; this module only
 //! serves it.
@@ -34,15 +34,15 @@ use crate::metrics::{self, Metrics};
 /// keep-alive connection.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest request head (request line and headers) accepted, in bytes; hyper answers a
-/// larger one with 431 and closes the connection. 8 KiB is the smallest buffer hyper
+/// Maximum size of a request head (request line and headers), in bytes. hyper responds to
+/// a larger one with 431 and closes the connection. 8 KiB is the smallest buffer hyper
 /// accepts.
 pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 32;
 
-/// What the handlers read.
+/// State that the handlers read.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub metrics: Arc<Metrics>,

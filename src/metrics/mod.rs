@@ -3,7 +3,7 @@
 //!
 //! [`Metrics`] is shared by the tenant workers (which record each run), the scheduler
 //! (next runs, skipped occurrences), the reload handler and the HTTP server. It keeps
-//! plain values under one mutex and builds every series at scrape time, so a scrape sees
+//! plain values under one mutex and builds every series at scrape time, so a scrape shows
 //! each tenant either before or after a run, never halfway. Request counts are read at
 //! scrape time from the tenants' clients, so they move during a long run.
 //!
@@ -257,7 +257,7 @@ fn collect(state: &State, now: DateTime<Utc>) -> Vec<prometheus::proto::MetricFa
     families
 }
 
-/// Runs, deletions and the schedule: present from the start for every tenant.
+/// Builds the runs, deletions and schedule of every tenant, present from the start.
 fn run_families(state: &State) -> Vec<Family> {
     let mut runs = Family::counter(
         "patrol_runs_total",
@@ -335,7 +335,7 @@ fn run_families(state: &State) -> Vec<Family> {
     ]
 }
 
-/// Counts of the last judged run: absent until the tenant's first one.
+/// Builds the counts of the last judged run, absent until the tenant's first one.
 fn judged_families(state: &State) -> Vec<Family> {
     let mut tokens = Family::gauge(
         "patrol_tokens",
@@ -406,7 +406,7 @@ fn judged_families(state: &State) -> Vec<Family> {
     ]
 }
 
-/// One series per flagged token of the last judged run.
+/// Builds one series set per flagged token of the last judged run.
 fn token_families(state: &State) -> Vec<Family> {
     let mut info = Family::gauge(
         "patrol_token_info",
@@ -465,7 +465,7 @@ fn token_families(state: &State) -> Vec<Family> {
     vec![info, last_used, created, expiration, deletion_due]
 }
 
-/// The policy's exemptions, for every tenant, at `now`.
+/// Builds the policy's exemptions, for every tenant, at `now`.
 fn exemption_families(state: &State, now: DateTime<Utc>) -> Vec<Family> {
     let mut counts = Family::gauge(
         "patrol_exemptions",
@@ -481,28 +481,36 @@ fn exemption_families(state: &State, now: DateTime<Utc>) -> Vec<Family> {
         .filter(|exemption| exemption.until.is_some_and(|until| until <= now))
         .count();
     let active = state.exemptions.len() - expired;
+    // Two exemptions with the same selector and reason would make two samples of one
+    // series, which Prometheus rejects; the later `until` is the one that matters.
+    let mut expiries: BTreeMap<(&str, &str), DateTime<Utc>> = BTreeMap::new();
+    for exemption in &state.exemptions {
+        if let Some(until) = exemption.until {
+            let key = (exemption.selector.as_str(), exemption.reason.as_str());
+            let latest = expiries.entry(key).or_insert(until);
+            *latest = (*latest).max(until);
+        }
+    }
 
     for tenant in state.tenants.keys() {
         let tenant = tenant.as_str();
         counts.sample(&[("tenant", tenant), ("state", "active")], active as f64);
         counts.sample(&[("tenant", tenant), ("state", "expired")], expired as f64);
-        for exemption in &state.exemptions {
-            if let Some(until) = exemption.until {
-                expiry.sample(
-                    &[
-                        ("tenant", tenant),
-                        ("exemption", &exemption.selector),
-                        ("reason", &exemption.reason),
-                    ],
-                    unix_seconds(until),
-                );
-            }
+        for ((selector, reason), until) in &expiries {
+            expiry.sample(
+                &[
+                    ("tenant", tenant),
+                    ("exemption", selector),
+                    ("reason", reason),
+                ],
+                unix_seconds(*until),
+            );
         }
     }
     vec![counts, expiry]
 }
 
-/// Requests of the tenants' clients since the daemon started.
+/// Builds the request counts of the tenants' clients since the daemon started.
 fn api_families(state: &State) -> Vec<Family> {
     let mut requests = Family::counter(
         "patrol_api_requests_total",

@@ -5,7 +5,7 @@
 //! new listing has no series any more. A run that fails before judging (unreachable
 //! tenant, rejected credentials, state error) leaves the snapshot as it was: its series
 //! keep the values of the last judged run, and `patrol_last_success_timestamp_seconds`
-//! tells how old they are. Dropping them instead would resolve every token alert during
+//! shows how old they are. Dropping them instead would resolve every token alert during
 //! an API outage and fire them again after it.
 
 use std::time::Duration;
@@ -71,7 +71,7 @@ impl RunResult {
         }
     }
 
-    /// Whether a run with this result listed and judged the tenant.
+    /// Checks whether a run with this result listed and judged the tenant.
     pub fn judged(self) -> bool {
         matches!(
             self,
@@ -116,7 +116,7 @@ pub const BREAKERS: [&str; 4] = [
     "state_reset",
 ];
 
-/// The outcome label of a token. A token still due when the run stopped (on SIGTERM)
+/// Returns the outcome label of a token. A token still due when the run stopped (on SIGTERM)
 /// was not deleted and goes first in the next run, which is what `deferred` means.
 pub fn outcome_label(outcome: Outcome) -> &'static str {
     match outcome {
@@ -125,7 +125,7 @@ pub fn outcome_label(outcome: Outcome) -> &'static str {
     }
 }
 
-/// How per-token series are limited, from `[metrics]`.
+/// Limits of the per-token series, from `[metrics]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenSeriesSettings {
     pub max_token_series: usize,
@@ -252,8 +252,8 @@ pub struct TenantMetrics {
     pub deletions: [u64; 3],
     /// The client the next run uses.
     pub client: Option<Client>,
-    /// Clients replaced by a reload; a run that started before it may still use one, so
-    /// their counts are read until the tenant's next run ends.
+    /// Clients replaced by a reload. A run that started before the reload may still use
+    /// one, so their counts are read until the tenant's next run ends.
     pub retiring: Vec<Client>,
     /// Request counts of clients no longer in use.
     pub retired: RequestStats,
@@ -299,7 +299,7 @@ impl TenantMetrics {
         }
     }
 
-    /// The request counts of every client this tenant used.
+    /// Returns the request counts of every client this tenant used.
     pub fn request_stats(&self) -> RequestStats {
         let mut total = self.retired.clone();
         for client in self.retiring.iter().chain(&self.client) {

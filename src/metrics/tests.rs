@@ -114,7 +114,7 @@ fn four_tokens() -> Vec<TokenResult> {
     ]
 }
 
-/// The value of the series written exactly as `series` (name and labels), if present.
+/// Returns the value of the series written exactly as `series` (name and labels), if any.
 fn value(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| {
         let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
@@ -239,7 +239,7 @@ fn token_labels_off_empties_free_text() {
 }
 
 #[test]
-fn gone_token_loses_its_series_at_the_next_run() {
+fn gone_token_loses_series_next_run() {
     let metrics = Metrics::new(&config(POLICY));
     metrics.record_run("acme", &Ok(run(four_tokens())), ended(), Duration::ZERO);
     assert!(metrics.render().contains("t-deleted"));
@@ -450,4 +450,16 @@ fn process_series_are_present() {
     ] {
         assert!(text.contains(&format!("\n{name} ")), "{name} is missing");
     }
+}
+
+#[test]
+fn repeated_exemption_makes_one_series() {
+    let text = format!(
+        "{POLICY}\n[[exemption]]\ntoken_id = \"t-exempt\"\nreason = \"Quarterly job\"\nuntil = \"2027-06-01\"\n"
+    );
+    let metrics = Metrics::new(&config(&text));
+    let rendered = metrics.render();
+    let series = r#"patrol_exemption_expiry_timestamp_seconds{tenant="acme",exemption="token_id=t-exempt",reason="Quarterly job"}"#;
+    assert_eq!(rendered.matches(series).count(), 1, "{rendered}");
+    assert_eq!(value(&rendered, series), Some(1_811_808_000.0));
 }

@@ -2,10 +2,10 @@
 //! of `[schedule]`, in its time zone, without overlap and without backlog.
 //!
 //! Every tenant is a job with a [`Timetable`] and a [`Trigger`]. The loop wakes at the
-//! next occurrence of any job, and at least every `wake_interval`. On each wake it tells
-//! the [`Observer`] it is alive (the daemon turns that into `WATCHDOG=1` and the
-//! `/healthz` heartbeat), polls every timetable against the wall clock, and fires the
-//! trigger of each job that is due. Each job's runs happen in its own worker task, so a
+//! next occurrence of any job, and at least every `wake_interval`. On each wake it reports
+//! a heartbeat to the [`Observer`], which the daemon turns into `WATCHDOG=1` and the
+//! `/healthz` heartbeat. Then it polls every timetable against the wall clock and fires
+//! the trigger of each job that is due. Each job's runs happen in its own worker task, so a
 //! slow tenant never delays the loop or another tenant. An occurrence that comes while the
 //! job's previous run is still going is skipped, logged and reported to the observer.
 //!
@@ -51,9 +51,9 @@ impl Clock for SystemClock {
 pub trait Observer: Send + Sync {
     /// Called by the loop on every wake, before it polls the timetables.
     fn heartbeat(&self);
-    /// The job's next occurrence and the time between its next two, after each poll.
+    /// Reports the job's next occurrence and the time between its next two, after each poll.
     fn planned(&self, job: &str, next: Option<DateTime<Utc>>, interval: Option<TimeDelta>);
-    /// An occurrence of the job was skipped because its previous run was still going.
+    /// Reports an occurrence skipped because the job's previous run was still going.
     fn skipped(&self, job: &str, occurrence: DateTime<Utc>);
 }
 
@@ -94,9 +94,9 @@ impl<C: Clock> Scheduler<C> {
         }
     }
 
-    /// Runs the loop until `stop` turns true or its sender drops. `jobs` holds the job
-    /// list; a new list (after a reload) replaces the old one at the next wake. Jobs of the
-    /// first list whose schedule sets `run_on_start` start at once.
+    /// Runs the loop until `stop` turns true or its sender drops. `jobs` contains the job
+    /// list, and a new list (after a reload) replaces the old one at the next wake. Jobs of
+    /// the first list whose schedule sets `run_on_start` start at once.
     pub async fn run(
         mut self,
         mut jobs: watch::Receiver<Vec<JobSpec>>,
@@ -158,7 +158,7 @@ impl<C: Clock> Scheduler<C> {
         self.jobs = jobs;
     }
 
-    /// How long to sleep: until the earliest next occurrence, at most `wake_interval`.
+    /// Returns the time until the earliest next occurrence, at most `wake_interval`.
     fn sleep_after(&self, now: DateTime<Utc>) -> Duration {
         self.jobs
             .values()
@@ -449,7 +449,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn new_york_fall_back_runs_interval_job_every_hour() {
+    async fn new_york_fall_back_repeats_interval_job() {
         // A job with several hours (croner calls it an interval job) runs at both
         // instants of a repeated wall-clock time, so the hourly rhythm goes on in UTC.
         let harness = Harness::start(
@@ -514,7 +514,7 @@ mod tests {
         advance(TimeDelta::hours(2)).await;
         assert_eq!(harness.starts(), ["2026-12-01T03:00:00+00:00"]);
 
-        // Three days pass on the wall clock while tokio's clock stands still, as in a
+        // Three days pass on the wall clock while tokio's clock does not move, as in a
         // suspend: the occurrences of 2, 3 and 4 December are all missed.
         harness.clock.jump(TimeDelta::days(3));
         advance(TimeDelta::from_std(harness.wake_interval).unwrap()).await;

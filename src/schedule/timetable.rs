@@ -24,7 +24,7 @@ pub const BACKWARD_STEP_TOLERANCE: TimeDelta = TimeDelta::hours(1);
 /// suspend has 604 800 of them, and their number only goes into a log line.
 const MAX_COUNTED: usize = 10_000;
 
-/// What one poll of a timetable found.
+/// Result of one poll of a timetable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tick {
     /// No occurrence since the last poll.
@@ -139,7 +139,7 @@ impl Timetable {
         self.upcoming.0
     }
 
-    /// The time between the next two occurrences.
+    /// Returns the time between the next two occurrences.
     pub fn interval(&self) -> Option<TimeDelta> {
         let (first, second) = self.upcoming;
         Some(second? - first?)

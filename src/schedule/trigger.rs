@@ -1,8 +1,8 @@
 //! The hand-over between the scheduler and the worker that runs one job.
 //!
-//! A [`Trigger`] is either idle or busy. The scheduler fires it; firing a busy trigger
-//! fails, which is how an occurrence that comes while the previous run is still going
-//! gets skipped instead of queued. The worker waits in [`Trigger::started`] and holds the
+//! A [`Trigger`] is either idle or busy. The scheduler fires it, and firing a busy trigger
+//! fails. So an occurrence that comes while the previous run is still going is skipped
+//! instead of queued. The worker waits in [`Trigger::started`] and holds the
 //! returned [`RunGuard`] for the whole run, so the trigger stays busy until the guard
 //! drops, even if the run panics or its future is dropped.
 
@@ -57,7 +57,7 @@ impl Trigger {
         true
     }
 
-    /// Whether a run is going (or fired and not yet picked up).
+    /// Checks whether a run is going, or fired and not yet picked up.
     pub fn is_busy(&self) -> bool {
         self.shared.busy.load(Ordering::Acquire)
     }

@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::common::Sim;
 use crate::common::patrol::*;
 
-/// Longest wait for any one event.
+/// Maximum wait for any one event.
 pub const WAIT: Duration = Duration::from_secs(60);
 
 /// Starts the simulated tenant with the contract tokens moved by `shift` (see
@@ -47,8 +47,8 @@ pub fn contract_sim(workspace: &Workspace, shift: TimeDelta, extra: &[&str]) -> 
     Sim::start(&args)
 }
 
-/// The contract policy for the daemon: the schedule `cron` in UTC, metrics on a free
-/// loopback port, and exemption dates moved by `shift` like the tokens, so that the
+/// Returns the contract policy for the daemon, with the schedule `cron` in UTC, metrics on
+/// a free loopback port, and exemption dates moved by `shift` like the tokens. So the
 /// contract's verdicts and outcomes hold whenever the test runs.
 pub fn daemon_policy(cron: &str, shift: TimeDelta) -> String {
     let mut text = std::fs::read_to_string(POLICY_FIXTURE).unwrap();
@@ -127,14 +127,14 @@ impl Daemon {
         format!("http://{}{path}", self.address)
     }
 
-    /// Every log line so far.
+    /// Returns every log line so far.
     pub fn log_text(&self) -> String {
         self.log.lines.lock().unwrap().join("\n")
     }
 
     /// Waits for a JSON log record that satisfies `predicate` and returns it.
-    pub fn wait_for_log(&self, what: &str, predicate: impl Fn(&Value) -> bool) -> Value {
-        wait_for_line(&self.log, what, |line| {
+    pub fn wait_for_log(&self, description: &str, predicate: impl Fn(&Value) -> bool) -> Value {
+        wait_for_line(&self.log, description, |line| {
             serde_json::from_str::<Value>(line)
                 .ok()
                 .filter(|record| predicate(record))
@@ -173,7 +173,7 @@ impl Daemon {
     /// Scrapes until `predicate` holds, and returns that scrape.
     pub async fn wait_for_metrics(
         &self,
-        what: &str,
+        description: &str,
         predicate: impl Fn(&Scrape) -> bool,
     ) -> Scrape {
         let deadline = Instant::now() + WAIT;
@@ -184,7 +184,7 @@ impl Daemon {
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}; last scrape:\n{}\nlog:\n{}",
+                "timed out waiting for {description}; last scrape:\n{}\nlog:\n{}",
                 scrape.text,
                 self.log_text()
             );
@@ -273,7 +273,7 @@ fn spawn_run(policy: &Path, env: &[(&str, &str)]) -> (Child, Arc<Log>) {
     (child, log)
 }
 
-fn wait_for_line<T>(log: &Log, what: &str, find: impl Fn(&str) -> Option<T>) -> T {
+fn wait_for_line<T>(log: &Log, description: &str, find: impl Fn(&str) -> Option<T>) -> T {
     let deadline = Instant::now() + WAIT;
     let mut lines = log.lines.lock().unwrap();
     let mut seen = 0;
@@ -287,7 +287,7 @@ fn wait_for_line<T>(log: &Log, what: &str, find: impl Fn(&str) -> Option<T>) -> 
         let now = Instant::now();
         assert!(
             now < deadline && !lines.iter().any(|line| line == EOF_MARK),
-            "no log line for {what}; log:\n{}",
+            "no log line for {description}; log:\n{}",
             lines.join("\n")
         );
         lines = log.grew.wait_timeout(lines, deadline - now).unwrap().0;
@@ -314,7 +314,7 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     })
 }
 
-/// The `message` of a JSON log record.
+/// Returns the `message` of a JSON log record.
 pub fn message(record: &Value) -> &str {
     record["message"].as_str().unwrap_or_default()
 }
@@ -329,8 +329,7 @@ pub struct Scrape {
 }
 
 impl Scrape {
-    /// Parses the text format as patrol writes it: no timestamps, label values without
-    /// `}` or `,` inside quotes escaped as `\"`.
+    /// Parses the text format as patrol writes it, without timestamps.
     pub fn parse(text: &str) -> Scrape {
         let mut samples = Vec::new();
         let mut types = BTreeMap::new();
@@ -363,7 +362,7 @@ impl Scrape {
         }
     }
 
-    /// The samples of `name` whose labels include every pair of `labels`.
+    /// Returns the samples of `name` whose labels include every pair of `labels`.
     pub fn find(
         &self,
         name: &str,
@@ -380,7 +379,7 @@ impl Scrape {
             .collect()
     }
 
-    /// The value of the one sample of `name` with `labels`, if there is one.
+    /// Returns the value of the one sample of `name` with `labels`, if there is one.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let found = self.find(name, labels);
         assert!(
@@ -391,7 +390,7 @@ impl Scrape {
         found.first().map(|(_, _, value)| *value)
     }
 
-    /// Whether any sample of the family `name` exists (histogram samples included).
+    /// Checks whether any sample of the family `name` exists, histogram samples included.
     pub fn has_family(&self, name: &str) -> bool {
         self.types.contains_key(name)
             && self.samples.iter().any(|(sample, _, _)| {
@@ -431,7 +430,7 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
     labels
 }
 
-/// Unix seconds of an RFC 3339 instant.
+/// Converts an RFC 3339 instant to Unix seconds.
 pub fn unix(text: &str) -> f64 {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
@@ -440,7 +439,7 @@ pub fn unix(text: &str) -> f64 {
         / 1000.0
 }
 
-/// Path of the tenant's audit log in the workspace.
+/// Returns the path of the tenant's audit log in the workspace.
 pub fn audit_log(workspace: &Workspace) -> PathBuf {
     workspace.state_dir().join("acme/audit.jsonl")
 }
