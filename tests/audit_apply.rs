@@ -271,3 +271,34 @@ async fn throttled_tenant_still_gets_every_delete() {
     }
     assert!(report["requests"]["rate_limited"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test]
+async fn stricter_server_limit_slows_but_loses_nothing() {
+    let workspace = Workspace::new();
+    // The tenant allows 5 requests per second; patrol is configured for ISC's 100 per 10 s.
+    let sim = stale_tenant(&workspace, 20, &["--rate-limit", "5", "--rate-window", "1"]);
+    let policy_text = stale_policy(
+        100,
+        "10s",
+        "grace_period = \"0s\"\nmax_deletions_per_run = 100\nmax_deletion_percent = 100",
+    );
+    let policy = workspace.policy(&policy_text, &sim.base_url);
+
+    let output = patrol(&[
+        "audit",
+        "--config",
+        policy.to_str().unwrap(),
+        "--apply",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let report = json_report(&output);
+    assert_eq!(ids_with_outcome(&report, "deleted").len(), 20);
+    assert_eq!(
+        sim_token_ids(&sim).await,
+        BTreeSet::from([CLIENT_ID.to_owned()])
+    );
+    assert!(sim.stats().await["rate_limited"].as_u64().unwrap() > 0);
+}
