@@ -288,7 +288,14 @@ async fn ignored_filters_change_no_deletion() {
 async fn forecast_shows_future_deletions_and_writes_nothing() {
     let workspace = Workspace::new();
     let sim = start_sim(&workspace, &contract_tokens_now(), &[]);
-    let policy = workspace.policy(&contract_policy(&[]), &sim.base_url);
+    // A budget of 3 per run and a 10% breaker: ten daily runs can still delete them all.
+    let policy = workspace.policy(
+        &contract_policy(&[
+            ("max_deletions_per_run", "3"),
+            ("max_deletion_percent", "10"),
+        ]),
+        &sim.base_url,
+    );
     let in_ten_days = (Utc::now() + TimeDelta::days(10)).to_rfc3339();
 
     let (code, report) = audit_json(&policy, &["--as-of", &in_ten_days]).await;
@@ -315,7 +322,12 @@ async fn forecast_shows_future_deletions_and_writes_nothing() {
         report_token(&report, "bbbb0000000000000000000000000016")["outcome"],
         "grace"
     );
-    assert!(!workspace.state_dir().join("acme/state.json").exists());
+    assert!(ids_with_outcome(&report, "deferred").is_empty(), "{report}");
+    assert!(report["breaker"].is_null(), "{}", report["breaker"]);
+    assert!(
+        !workspace.state_dir().exists(),
+        "a forecast created the state directory"
+    );
     assert_eq!(sim.stats().await["deletes"], 0);
 }
 
@@ -339,7 +351,10 @@ async fn explain_names_rules_protections_and_outcome() {
     assert!(text.contains("no match never-used-30d"), "{text}");
     assert!(text.contains("managed: yes"), "{text}");
     assert!(text.contains("outcome: protected"), "{text}");
-    assert!(!workspace.state_dir().join("acme/state.json").exists());
+    assert!(
+        !workspace.state_dir().exists(),
+        "--explain created the state directory"
+    );
 
     let missing = patrol(&[
         "audit",

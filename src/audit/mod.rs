@@ -157,7 +157,11 @@ pub async fn run_tenant(
         source,
     };
 
-    let mut state = TenantState::open(&config.state_dir, &tenant.name).map_err(state_error)?;
+    let mut state = if options.forecast {
+        TenantState::read_only(&config.state_dir, &tenant.name)
+    } else {
+        TenantState::open(&config.state_dir, &tenant.name).map_err(state_error)?
+    };
     let mut log = if options.forecast {
         None
     } else {
@@ -207,7 +211,7 @@ pub async fn run_tenant(
     };
     let mut judgments = Vec::with_capacity(listed.tokens.len());
     let mut assessments = Vec::with_capacity(listed.tokens.len());
-    let real_now = Utc::now();
+    let real_now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or(now);
     for token in &listed.tokens {
         let judgment = config.policy.judge(token, now);
         let mut first_flagged = state.first_flagged.get(&token.id).copied();
@@ -227,10 +231,20 @@ pub async fn run_tenant(
         judgments.push(judgment);
     }
 
-    let due = assessments
-        .iter()
-        .filter(|a| a.outcome == Outcome::Due)
-        .count();
+    // A forecast stands for the daily runs up to its instant: each of them has its own
+    // budget, and the deletion-percent breaker depends on how many tokens fall due in each
+    // run, which a single evaluation cannot tell, so it is left out.
+    let mut settings = config.safety.clone();
+    let due = if options.forecast && now > real_now {
+        let runs = (now - real_now).num_days().max(1) as usize;
+        settings.max_deletions_per_run = settings.max_deletions_per_run.saturating_mul(runs);
+        0
+    } else {
+        assessments
+            .iter()
+            .filter(|a| a.outcome == Outcome::Due)
+            .count()
+    };
     let breaker = check_breakers(
         &BreakerInputs {
             due,
@@ -239,7 +253,7 @@ pub async fn run_tenant(
             listing_problem: listed.problem.clone(),
             state_problem: state.problem.clone(),
         },
-        &config.safety,
+        &settings,
     );
     if let Some(breaker) = &breaker {
         tracing::error!(tenant = %tenant.name, breaker = breaker.kind(), "breaker tripped, no token is deleted in this run: {breaker}");
@@ -255,7 +269,7 @@ pub async fn run_tenant(
     let order = safety::plan(
         &listed.tokens,
         &mut assessments,
-        &config.safety,
+        &settings,
         dry_run,
         breaker.as_ref(),
     );

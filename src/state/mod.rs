@@ -62,7 +62,8 @@ struct StateFile {
 #[derive(Debug)]
 pub struct TenantState {
     dir: PathBuf,
-    _lock: File,
+    /// The exclusive lock; `None` for a read-only view, which never saves.
+    _lock: Option<File>,
     /// When each token currently flagged for deletion was first flagged.
     pub first_flagged: BTreeMap<String, DateTime<Utc>>,
     /// Set when the state file existed but could not be read and was moved aside.
@@ -99,13 +100,26 @@ impl TenantState {
             }
         }
 
-        let (first_flagged, problem) = read_state(&dir);
+        let (first_flagged, problem) = read_state(&dir, true);
         Ok(TenantState {
             dir,
-            _lock: lock,
+            _lock: Some(lock),
             first_flagged,
             problem,
         })
+    }
+
+    /// Reads the state of `tenant` without creating, locking or moving anything, for
+    /// forecasts. A missing or unreadable state reads as empty.
+    pub fn read_only(root: &Path, tenant: &str) -> TenantState {
+        let dir = root.join(tenant);
+        let (first_flagged, problem) = read_state(&dir, false);
+        TenantState {
+            dir,
+            _lock: None,
+            first_flagged,
+            problem,
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -113,7 +127,12 @@ impl TenantState {
     }
 
     /// Writes the first-flagged times atomically.
+    ///
+    /// # Panics
+    ///
+    /// On a read-only view, which must never write.
     pub fn save(&self) -> Result<(), StateError> {
+        assert!(self._lock.is_some(), "a read-only state view was saved");
         let file = StateFile {
             version: FORMAT_VERSION,
             first_flagged: self.first_flagged.clone(),
@@ -124,21 +143,28 @@ impl TenantState {
     }
 }
 
-fn read_state(dir: &Path) -> (BTreeMap<String, DateTime<Utc>>, Option<String>) {
+fn read_state(dir: &Path, repair: bool) -> (BTreeMap<String, DateTime<Utc>>, Option<String>) {
     let path = dir.join(STATE_FILE);
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return (BTreeMap::new(), None);
         }
+        Err(error) if !repair => return (BTreeMap::new(), Some(error.to_string())),
         Err(error) => return (BTreeMap::new(), Some(move_aside(&path, &error.to_string()))),
     };
     match serde_json::from_slice::<StateFile>(&bytes) {
         Ok(file) if file.version == FORMAT_VERSION => (file.first_flagged, None),
         Ok(file) => {
             let reason = format!("unsupported state format version {}", file.version);
-            (BTreeMap::new(), Some(move_aside(&path, &reason)))
+            let problem = if repair {
+                move_aside(&path, &reason)
+            } else {
+                reason
+            };
+            (BTreeMap::new(), Some(problem))
         }
+        Err(error) if !repair => (BTreeMap::new(), Some(error.to_string())),
         Err(error) => (BTreeMap::new(), Some(move_aside(&path, &error.to_string()))),
     }
 }
