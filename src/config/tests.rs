@@ -389,3 +389,16 @@ fn readable_secret_file_passes_without_being_shown() {
     let found = config.check_secrets();
     assert_eq!(found[0].key, "tenant[0].client_secret_file");
 }
+
+#[test]
+fn unknown_keys_do_not_hide_other_problems() {
+    let text = format!(
+        "{MINIMAL}\n[metrics]\nlistne = \"x\"\n\n[safety]\nfoo = 1\ngrace_period = \"7days\"\n"
+    );
+    let found = problems(&text);
+    let keys: Vec<&str> = found.iter().map(|problem| problem.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["metrics.listne", "safety.foo", "safety.grace_period"]
+    );
+}
