@@ -135,7 +135,7 @@ fn write_table(
             Ok(record) => writeln!(
                 out,
                 "{}  {}  {}",
-                instant(record.at),
+                record.at.format("%Y-%m-%dT%H:%M:%SZ"),
                 record.run_id,
                 describe(record, token_id.is_none())
             )?,

@@ -102,6 +102,8 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> u8 {
                         .retain(|result| result.token.owner.id.as_deref() == Some(owner));
                     run.recovered
                         .retain(|entry| entry.token.owner.id.as_deref() == Some(owner));
+                    run.listing.listed = run.tokens.len();
+                    run.listing.judged = run.tokens.len();
                 }
                 runs.push(run);
             }

@@ -208,13 +208,13 @@ fn token_section(
     let rules: Vec<String> = result.rules.iter().map(|rule| code(rule)).collect();
     let usage = match token.last_used {
         Some(last_used) => format!(
-            "last used {} days before this run ({})",
-            days_between(last_used, run.as_of),
+            "last used {} before this run ({})",
+            days(days_between(last_used, run.as_of)),
             instant(last_used)
         ),
         None => format!(
-            "never used, created {} days before this run ({})",
-            days_between(token.created, run.as_of),
+            "never used, created {} before this run ({})",
+            days(days_between(token.created, run.as_of)),
             instant(token.created)
         ),
     };
@@ -251,39 +251,39 @@ fn token_section(
     Ok(())
 }
 
+/// The outcome's name with what it means for this token.
 fn outcome_text(result: &TokenResult) -> String {
     let protections: Vec<&str> = result.protections.iter().map(|p| p.as_str()).collect();
-    let text = match result.outcome {
-        Outcome::None => "kept".to_owned(),
+    let mut text = match result.outcome {
+        Outcome::None => "none: kept".to_owned(),
         Outcome::Reported => "reported for review".to_owned(),
         Outcome::Exempt => match &result.exemption {
             Some(exemption) => format!(
-                "kept by the exemption {}{}: {}",
-                exemption.selector,
+                "exempt by {}{}: {}",
+                escape(&exemption.selector),
                 exemption
                     .until
                     .map_or(String::new(), |until| format!(", until {}", instant(until))),
-                exemption.reason
+                escape(&exemption.reason)
             ),
-            None => "kept by an exemption".to_owned(),
+            None => "exempt".to_owned(),
         },
         Outcome::Protected => format!("protected ({})", protections.join(", ")),
         Outcome::Grace => match result.grace_until {
-            Some(until) => format!("in its grace period until {}", instant(until)),
-            None => "in its grace period".to_owned(),
+            Some(until) => format!("grace period until {}", instant(until)),
+            None => "grace period".to_owned(),
         },
         Outcome::Deferred => "deferred: over the per-run budget".to_owned(),
         Outcome::Held => "held by a breaker".to_owned(),
-        Outcome::DryRun => "would have been deleted (dry run)".to_owned(),
+        Outcome::DryRun => "dry run: would have been deleted".to_owned(),
         Outcome::Due => "due for deletion".to_owned(),
         Outcome::Deleted => "deleted by this run".to_owned(),
-        Outcome::Gone => "already deleted (the API answered 404)".to_owned(),
+        Outcome::Gone => "gone: already deleted (the API answered 404)".to_owned(),
         Outcome::Failed => format!(
-            "delete failed: {}",
-            result.error.as_deref().unwrap_or("unknown cause")
+            "failed: {}",
+            escape(result.error.as_deref().unwrap_or("unknown cause"))
         ),
     };
-    let mut text = format!("{}: {}", result.outcome, escape(&text));
     if let Some(exemption) = &result.exemption
         && exemption.expired
     {
@@ -369,6 +369,14 @@ fn exemption_block(run: &Run, result: &TokenResult, out: &mut dyn Write) -> io::
     writeln!(out, "reason = {}", toml_string(REASON_PLACEHOLDER))?;
     writeln!(out, "until = \"{until}\"")?;
     writeln!(out, "```")
+}
+
+fn days(count: i64) -> String {
+    if count == 1 {
+        "1 day".to_owned()
+    } else {
+        format!("{count} days")
+    }
 }
 
 fn owner_label(id: Option<&str>, name: Option<&str>) -> String {
