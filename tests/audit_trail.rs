@@ -182,7 +182,10 @@ async fn killed_run_is_reconciled_by_next_run() {
         .filter(|id| !with_result.contains(id))
         .map(str::to_owned)
         .collect();
-    assert!(!with_result.is_empty(), "no delete finished before the kill");
+    assert!(
+        !with_result.is_empty(),
+        "no delete finished before the kill"
+    );
     assert!(!open.is_empty(), "no delete was in flight at the kill");
 
     // Deletes the tenant answered before the kill are gone, the ones still waiting out
@@ -222,7 +225,10 @@ async fn killed_run_is_reconciled_by_next_run() {
         .collect();
     let reconciled_ids: BTreeSet<String> =
         reconciled.iter().map(|r| token_id(r).to_owned()).collect();
-    assert_eq!(reconciled_ids, open, "every open intent gets exactly one result");
+    assert_eq!(
+        reconciled_ids, open,
+        "every open intent gets exactly one result"
+    );
     assert_eq!(reconciled.len(), open.len());
     for record in &reconciled {
         let id = token_id(record);
@@ -232,7 +238,12 @@ async fn killed_run_is_reconciled_by_next_run() {
             "deleted"
         };
         assert_eq!(record["result"], expected, "reconciled result of {id}");
-        assert!(record["token"]["name"].as_str().unwrap().starts_with("stale-"));
+        assert!(
+            record["token"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("stale-")
+        );
         assert_eq!(record["rules"], serde_json::json!(["unused-90d"]));
     }
     let result_of = |id: &str| {
@@ -269,6 +280,23 @@ async fn killed_run_is_reconciled_by_next_run() {
 
     let verified = verify_log(&policy).await;
     assert_eq!(verified.status.code(), Some(0), "{}", describe(&verified));
+
+    let pack = patrol(&[
+        "report",
+        "--config",
+        policy.to_str().unwrap(),
+        "--format",
+        "markdown",
+    ])
+    .await;
+    let pack = String::from_utf8_lossy(&pack.stdout);
+    assert!(pack.contains("## Deletes of an interrupted run"), "{pack}");
+    for id in &open {
+        assert!(
+            pack.contains(&format!("(`{id}`)")),
+            "{id} is missing:\n{pack}"
+        );
+    }
 
     // The intents are closed: a third run reconciles nothing again.
     let again = patrol(&["audit", "--config", policy.to_str().unwrap(), "--dry-run"]).await;
@@ -323,10 +351,7 @@ async fn verify_log_names_record_with_changed_byte() {
                 .map(|(index, _)| index + 1),
         )
         .collect();
-    let fifth: Value = serde_json::from_slice(
-        &bytes[line_starts[4]..line_starts[5] - 1],
-    )
-    .unwrap();
+    let fifth: Value = serde_json::from_slice(&bytes[line_starts[4]..line_starts[5] - 1]).unwrap();
     let name = fifth["token"]["name"].as_str().unwrap();
     let needle = format!("\"name\":\"{name}\"");
     let offset = line_starts[4]
@@ -391,8 +416,7 @@ async fn size_limit_rotates_without_breaking_chain() {
         ("PATROL_AUDIT_LOG_MAX_BYTES", "2500"),
     ];
     for _ in 0..3 {
-        let output =
-            patrol_with_env(&["audit", "--config", policy.to_str().unwrap()], &env).await;
+        let output = patrol_with_env(&["audit", "--config", policy.to_str().unwrap()], &env).await;
         assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     }
 
@@ -429,7 +453,10 @@ async fn size_limit_rotates_without_breaking_chain() {
     let stdout = String::from_utf8_lossy(&verified.stdout);
     let records = log_records(&workspace).len();
     assert!(
-        stdout.contains(&format!("intact, {records} records in {} files", files.len())),
+        stdout.contains(&format!(
+            "intact, {records} records in {} files",
+            files.len()
+        )),
         "{stdout}"
     );
 
@@ -444,10 +471,7 @@ async fn size_limit_rotates_without_breaking_chain() {
     );
     let stdout = String::from_utf8_lossy(&verified.stdout);
     let next_name = files[2].file_name().unwrap().to_str().unwrap();
-    assert!(
-        stdout.contains(&format!("{next_name} line 1 ")),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&format!("{next_name} line 1 ")), "{stdout}");
 }
 
 #[tokio::test]
@@ -499,7 +523,10 @@ async fn history_shows_flag_grace_intent_and_deletion() {
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(&format!("token {id} \"stale-0\", owned by Owner owner-0")));
-    assert!(stdout.contains("scope [sp:scopes:all, idn:sources:read]"), "{stdout}");
+    assert!(
+        stdout.contains("scope [sp:scopes:all, idn:sources:read]"),
+        "{stdout}"
+    );
     let position = |needle: &str| {
         stdout
             .find(needle)
@@ -510,7 +537,11 @@ async fn history_shows_flag_grace_intent_and_deletion() {
     let deleted = position("  deleted\n");
     assert!(flagged < intent, "{stdout}");
     assert!(intent < deleted, "{stdout}");
-    assert_eq!(stdout.matches("flagged for deletion by").count(), 1, "{stdout}");
+    assert_eq!(
+        stdout.matches("flagged for deletion by").count(),
+        1,
+        "{stdout}"
+    );
 
     // The owner learns how to make the same token again.
     let request_line = stdout
@@ -549,12 +580,20 @@ async fn audit_log_never_holds_the_secret() {
 
     for path in log_files(&tenant_dir(&workspace)) {
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains(CLIENT_SECRET), "{} holds the secret", path.display());
+        assert!(
+            !text.contains(CLIENT_SECRET),
+            "{} holds the secret",
+            path.display()
+        );
     }
     for entry in std::fs::read_dir(tenant_dir(&workspace).join("reports")).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains(CLIENT_SECRET), "{} holds the secret", path.display());
+        assert!(
+            !text.contains(CLIENT_SECRET),
+            "{} holds the secret",
+            path.display()
+        );
     }
     // Owners appear by id and name only.
     for record in log_records(&workspace) {

@@ -224,7 +224,7 @@ fn token_section(
         result.verdict,
         rules.join(", ")
     )?;
-    writeln!(out, "- Outcome: {}", outcome_text(result))?;
+    writeln!(out, "- Outcome: {}", outcome_text(run, result))?;
     writeln!(out, "- Deletion: {}", deletion_text(run, result, schedule))?;
     let scope = match &token.scope {
         Some(scopes) if !scopes.is_empty() => scopes
@@ -252,7 +252,7 @@ fn token_section(
 }
 
 /// The outcome's name with what it means for this token.
-fn outcome_text(result: &TokenResult) -> String {
+fn outcome_text(run: &Run, result: &TokenResult) -> String {
     let protections: Vec<&str> = result.protections.iter().map(|p| p.as_str()).collect();
     let mut text = match result.outcome {
         Outcome::None => "none: kept".to_owned(),
@@ -274,7 +274,10 @@ fn outcome_text(result: &TokenResult) -> String {
             None => "grace period".to_owned(),
         },
         Outcome::Deferred => "deferred: over the per-run budget".to_owned(),
-        Outcome::Held => "held by a breaker".to_owned(),
+        Outcome::Held => match &run.breaker {
+            Some(breaker) => format!("held by the {} breaker", breaker.kind()),
+            None => "held by a breaker".to_owned(),
+        },
         Outcome::DryRun => "dry run: would have been deleted".to_owned(),
         Outcome::Due => "due for deletion".to_owned(),
         Outcome::Deleted => "deleted by this run".to_owned(),
