@@ -1,6 +1,6 @@
 //! The audit trail through the real binary and a simulated tenant: a run killed in the
 //! middle of its deletes is reconciled by the next one, the hash chain finds a changed
-//! byte or a removed record, rotation keeps the chain across files, and `history` tells a
+//! byte or a removed record, rotation keeps the chain across files, and `history` shows a
 //! deleted token's story with what its owner needs to recreate it.
 
 mod common;
@@ -20,7 +20,7 @@ const DATA_ERROR_EXIT: i32 = 65;
 /// How long a test waits for a condition it polls before it fails.
 const POLL_LIMIT: Duration = Duration::from_secs(60);
 
-/// A tenant with `count` tokens unused for a year, plus the auditor's own token.
+/// Starts a tenant with `count` tokens unused for a year, plus the auditor's own token.
 fn stale_tenant(workspace: &Workspace, count: usize, extra: &[&str]) -> Sim {
     let now = Utc::now();
     let mut tokens = vec![token_json(
@@ -54,7 +54,8 @@ fn stale_tenant(workspace: &Workspace, count: usize, extra: &[&str]) -> Sim {
     Sim::start(&args)
 }
 
-/// A policy deleting tokens unused for 90 days after `grace`, with no budget in the way.
+/// Writes a policy that deletes tokens unused for 90 days after `grace`, with no budget in
+/// the way.
 fn stale_policy(workspace: &Workspace, sim: &Sim, grace: &str) -> PathBuf {
     let text = format!(
         r#"
@@ -85,7 +86,7 @@ fn tenant_dir(workspace: &Workspace) -> PathBuf {
     workspace.state_dir().join("acme")
 }
 
-/// Every record of the tenant's log, rotated files included, oldest first.
+/// Reads every record of the tenant's log, rotated files included, oldest first.
 fn log_records(workspace: &Workspace) -> Vec<Value> {
     let mut records = Vec::new();
     for path in log_files(&tenant_dir(workspace)) {
@@ -97,7 +98,7 @@ fn log_records(workspace: &Workspace) -> Vec<Value> {
     records
 }
 
-/// The log files, oldest first: `audit-NNNNNN.jsonl` by number, then `audit.jsonl`.
+/// Lists the log files, oldest first: `audit-NNNNNN.jsonl` by number, then `audit.jsonl`.
 fn log_files(dir: &Path) -> Vec<PathBuf> {
     let mut rotated: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -139,7 +140,7 @@ async fn killed_run_is_reconciled_by_next_run() {
     let sim = stale_tenant(&workspace, 12, &["--latency-ms", "1500"]);
     let policy = stale_policy(&workspace, &sim, "0s");
 
-    // Deletes run 8 at a time, each answered after 1.5 s. Once all 12 intents are in the
+    // Deletes run 8 at a time, each getting its response after 1.5 s. Once all 12 intents are in the
     // log, the first deletes have their results and the last ones wait out the latency.
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
         .args(["audit", "--config", policy.to_str().unwrap(), "--apply"])
@@ -188,7 +189,7 @@ async fn killed_run_is_reconciled_by_next_run() {
     );
     assert!(!open.is_empty(), "no delete was in flight at the kill");
 
-    // Deletes the tenant answered before the kill are gone, the ones still waiting out
+    // Deletes that got their response before the kill are gone, and the ones still waiting out
     // the latency were dropped with their connection. One more delete reaches the tenant
     // from elsewhere, as if the process had died just after sending it.
     sim.set_faults(serde_json::json!({})).await;

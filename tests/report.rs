@@ -71,7 +71,7 @@ fn redact(text: &str) -> String {
     run_id.replace_all(&text, "[run-id]").into_owned()
 }
 
-/// The `[[exemption]]` block that the review pack suggests for token `id`.
+/// Extracts the `[[exemption]]` block that the review pack suggests for token `id`.
 fn exemption_block(markdown: &str, id: &str) -> String {
     let heading = markdown
         .find(&format!("(`{id}`)"))

@@ -1,7 +1,7 @@
 //! Deleting the tokens a run decided to delete, a few at a time.
 //!
 //! Each delete is bracketed in the audit log: the intent is appended and synced to disk
-//! before the request is sent, and the result (synced too) when the answer arrives. Both
+//! before the request is sent, and the result (synced too) when the response arrives. Both
 //! carry the token's metadata and matching rules. If the intent cannot be written, that
 //! token and every later one are not deleted. A result that cannot be written leaves its
 //! intent open; the caller reports it in `run_finished`, so that the next run reconciles it. The client
@@ -19,7 +19,7 @@ use crate::state::{AuditLog, DeleteStatus, EventKind, Record};
 pub struct DeleteResult {
     pub outcome: Outcome,
     pub error: Option<String>,
-    /// Whether the audit log holds this result (or no intent was written for it).
+    /// Whether the audit log contains this result (or no intent was written for it).
     pub recorded: bool,
 }
 

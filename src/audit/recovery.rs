@@ -2,9 +2,9 @@
 //!
 //! A `delete_intent` without a `delete_result` means the process stopped between the two,
 //! so the request may or may not have reached the tenant. At the start of the next run,
-//! once the tenant is listed, each such intent gets its result: `deleted` when the token is
-//! no longer listed, `not_deleted` when it still is (it then stays a candidate and is
-//! judged like any other token). "No longer listed" needs a listing that can be trusted to
+//! once the tenant is listed, each such intent gets its result. It is `deleted` when the
+//! token is no longer listed, and `not_deleted` when it still is; such a token stays a
+//! candidate and is judged like any other. "No longer listed" needs a listing that can be trusted to
 //! show the whole tenant; after an incomplete one, intents of unlisted tokens stay open for
 //! a later run. Each result names the run of its intent in `intent_run_id`.
 
@@ -134,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn listed_token_is_not_deleted_and_unlisted_is_deleted() {
+    fn reconcile_follows_listing() {
         let (recovered, open) = reconcile(
             vec![intent("gone"), intent("here")],
             &listing(&["here"], true, None),

@@ -1,5 +1,5 @@
-//! What a run records besides its deletes: audit records for changes in a token's flag and
-//! exemption, the run's counts, and the per-run report files.
+//! The records a run writes besides its deletes: audit records for changes in a token's
+//! flag and exemption, the run's counts, and the per-run report files.
 //!
 //! A token is logged when something about it changes (first flagged, flag cleared,
 //! exemption applied, changed or expired), not on every run, so the log of a quiet tenant
@@ -42,22 +42,23 @@ impl Trail {
         self.log.as_mut()
     }
 
-    /// A record of `event` in this run.
+    /// Creates a record of `event` in this run.
     pub(super) fn event(&self, event: EventKind) -> Record {
         Record::new(event, &self.run_id, &self.tenant)
     }
 
-    /// A record of `event` about `token` in this run.
+    /// Creates a record of `event` about `token` in this run.
     pub(super) fn token_event(&self, event: EventKind, token: &Token, rules: &[String]) -> Record {
         Record::for_token(event, &self.run_id, &self.tenant, token, rules.to_vec())
     }
 
     /// Appends `record` without syncing; a failure is logged, not returned.
     pub(super) fn record(&mut self, record: Record) {
+        let event = record.event;
         if let Some(log) = &mut self.log
-            && let Err(error) = log.append(record.clone(), false)
+            && let Err(error) = log.append(record, false)
         {
-            tracing::error!(%error, tenant = %self.tenant, event = record.event.as_str(), "cannot append to the audit log");
+            tracing::error!(%error, tenant = %self.tenant, event = event.as_str(), "cannot append to the audit log");
         }
     }
 }
@@ -117,8 +118,8 @@ pub(super) fn update_exemptions(
     changes
 }
 
-/// The active exemption of a flagged token, or else its expired one, with whether it
-/// expired. Tokens kept by the rules have none: no exemption decides anything for them.
+/// Returns the active exemption of a flagged token, or else its expired one, and whether it
+/// expired. Tokens kept by the rules get none, because no exemption decides their outcome.
 fn deciding_exemption<'a>(
     assessment: &Assessment,
     exemptions: &'a [Exemption],
@@ -179,7 +180,7 @@ pub(super) fn record_token_changes(
     }
 }
 
-/// The counts of a run for its `run_finished` record.
+/// Counts the tokens of a run for its `run_finished` record.
 pub(super) fn run_counts(run: &Run) -> RunCounts {
     let mut counts = RunCounts {
         listed: run.listing.listed,

@@ -40,7 +40,7 @@ pub fn severity(code: u8) -> u8 {
     }
 }
 
-/// The more severe of two exit codes.
+/// Returns the more severe of two exit codes.
 pub fn worst(current: u8, code: u8) -> u8 {
     if severity(code) > severity(current) {
         code

@@ -4,7 +4,7 @@
 //! With `--token`, the output starts with the token's last recorded metadata and ends, for
 //! a deleted token, with the create request its owner can send to make a token with the
 //! same name and scopes. `--format json` writes the matching records as JSON Lines instead.
-//! Records that cannot be read are listed as such; `patrol verify-log` says why.
+//! Records that cannot be read are listed as such, and `patrol verify-log` reports why.
 //!
 //! Exit codes: 0, 66 (`EX_NOINPUT`) when `--token` names a token that no record mentions,
 //! 74 (`EX_IOERR`) when the log cannot be read, and 64 and 78 as elsewhere.
@@ -196,7 +196,7 @@ fn describe_token(tenant: &str, token: &TokenRecord, out: &mut dyn Write) -> std
     )
 }
 
-/// One line describing a record; `with_token` adds which token it is about.
+/// Describes a record in one line. With `with_token`, the line starts with the token.
 fn describe(record: &Record, with_token: bool) -> String {
     let rules = record
         .rules
@@ -305,7 +305,7 @@ fn describe(record: &Record, with_token: bool) -> String {
     text
 }
 
-/// The body of a create request for a token like `token`: name, scopes, and the
+/// Builds the body of a create request for a token like `token`: name, scopes, and the
 /// lifetime settings when they were recorded.
 fn create_request(token: &TokenRecord) -> String {
     let mut body = serde_json::Map::new();

@@ -54,7 +54,7 @@ pub fn run(args: &VerifyLogArgs, out: &mut dyn Write) -> u8 {
     worst
 }
 
-/// The exit code and the line for one tenant's verification.
+/// Describes one tenant's verification: its exit code and its line of output.
 fn describe(tenant: &str, dir: &std::path::Path, verification: &Verification) -> (u8, String) {
     if let Some(broken) = &verification.broken {
         return (exit::DATA_ERROR, format!("{tenant}: broken at {broken}"));

@@ -118,8 +118,8 @@ pub fn to_json(run: &Run) -> Value {
     })
 }
 
-/// The breaker's kind and message, plus the values it compared, so that a stored report
-/// can be read back into the same breaker.
+/// Describes a breaker by kind and message, plus the values it compared, so that a stored
+/// report can be read back into the same breaker.
 fn breaker_json(breaker: &Breaker) -> Value {
     let mut value = json!({
         "kind": breaker.kind(),

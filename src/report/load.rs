@@ -1,7 +1,7 @@
 //! Reading a stored JSON report back into a [`Run`], so that `patrol report` renders the
 //! last run in any format without calling the API.
 //!
-//! The JSON report holds everything the renderers use, so the run read back renders the
+//! The JSON report contains everything the renderers use, so the run read back renders the
 //! same table, JSON, CSV and Markdown as the run that wrote it. Request statistics other
 //! than retries, 429 responses and rate-limit waiting are not in the report and come back
 //! empty, and an owner's `type` is not kept.
@@ -17,7 +17,7 @@ use crate::policy::Action;
 use crate::safety::{Breaker, Outcome, Protection};
 use crate::state::{DeleteStatus, OwnerRecord, TokenRecord};
 
-/// Why a stored report cannot be read.
+/// The reason a stored report cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("the report is not valid JSON of a run: {0}")]

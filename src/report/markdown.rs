@@ -24,8 +24,8 @@ use super::{days_between, instant};
 /// How long a suggested exemption lasts, from the run's as-of instant.
 pub const EXEMPTION_DAYS: i64 = 90;
 
-/// The reason written into suggested exemptions; it passes validation, so the block works
-/// as pasted, and says what to put there.
+/// The reason written into suggested exemptions. It passes validation, so the block works
+/// as pasted, and it names what the reviewer should write there.
 pub const REASON_PLACEHOLDER: &str = "REPLACE: why this token is still needed, and who agreed";
 
 /// Writes the review pack of `run`. With `schedule`, a token in its grace period also gets
@@ -251,7 +251,7 @@ fn token_section(
     Ok(())
 }
 
-/// The outcome's name with what it means for this token.
+/// Describes the outcome of a token, starting with the outcome's name.
 fn outcome_text(run: &Run, result: &TokenResult) -> String {
     let protections: Vec<&str> = result.protections.iter().map(|p| p.as_str()).collect();
     let mut text = match result.outcome {
@@ -334,7 +334,7 @@ fn deletion_text(run: &Run, result: &TokenResult, schedule: Option<&Schedule>) -
     }
 }
 
-/// The first scheduled run at or after `instant`, as RFC 3339 in the schedule's zone.
+/// Returns the first scheduled run at or after `instant`, as RFC 3339 in the schedule's zone.
 fn first_run_from(schedule: &Schedule, instant: DateTime<Utc>) -> Option<String> {
     schedule
         .runs_after(instant - TimeDelta::seconds(1))
@@ -342,8 +342,8 @@ fn first_run_from(schedule: &Schedule, instant: DateTime<Utc>) -> Option<String>
         .map(|run| run.to_rfc3339())
 }
 
-/// Whether a token gets an exemption block: it is flagged, not deleted, and not already
-/// kept by an active exemption or a protection.
+/// Returns whether a token gets an exemption block: it is flagged, not deleted, and not
+/// already kept by an active exemption or a protection.
 fn suggests_exemption(result: &TokenResult) -> bool {
     !matches!(
         result.outcome,
@@ -437,7 +437,7 @@ fn comment_text(text: &str) -> String {
         .collect()
 }
 
-/// A TOML basic string holding `text`.
+/// Quotes `text` as a TOML basic string.
 fn toml_string(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len() + 2);
     quoted.push('"');

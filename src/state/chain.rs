@@ -4,7 +4,7 @@
 //! serialized it, and its hash is the SHA-256 of those bytes in lowercase hex. The line on
 //! disk is the body with `,"hash":"<hex>"` inserted before the closing brace, so a reader
 //! recovers the body by cutting that member off again, and hashes the bytes that were
-//! written instead of a re-serialization. Every body holds `prev`, the hash of the record
+//! written instead of a re-serialization. Every body contains `prev`, the hash of the record
 //! before it, or [`GENESIS`] for the first record of the log. The chain runs on across
 //! rotated files: the first record of a new file holds the hash of the last record of the
 //! file before it.
@@ -86,7 +86,7 @@ pub fn unseal(line: &[u8]) -> Option<(Vec<u8>, &str)> {
     Some((body, hash))
 }
 
-/// Why a record breaks the chain.
+/// The reason a record breaks the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainProblem {
     /// The line does not end with a `"hash":"<64 hex digits>"` member.

@@ -1,9 +1,9 @@
 //! The append-only audit log of a tenant: one hash-chained JSON record per line.
 //!
-//! Records go to `<tenant dir>/audit.jsonl`. When the next record would push that file past
-//! [`Rotation::max_bytes`], or falls on another UTC day than the record before it (with
-//! [`Rotation::daily`]), the file is synced and renamed to `audit-NNNNNN.jsonl`, numbered
-//! from 000001 upwards, and a new `audit.jsonl` is started. Rotated files are never deleted
+//! Records go to `<tenant dir>/audit.jsonl`. A record that would push that file past
+//! [`Rotation::max_bytes`], or that falls on another UTC day than the record before it
+//! (with [`Rotation::daily`]), starts a new file. The old one is synced and renamed to
+//! `audit-NNNNNN.jsonl`, numbered from 000001 upwards. Rotated files are never deleted
 //! or changed by patrol. The chain ([`super::chain`]) runs on across them.
 //!
 //! Every delete is recorded twice: a `delete_intent` that the caller asks to sync to disk
@@ -41,30 +41,30 @@ const ROTATED_SUFFIX: &str = ".jsonl";
 /// Environment variable that overrides [`Rotation::max_bytes`].
 pub const MAX_BYTES_ENV: &str = "PATROL_AUDIT_LOG_MAX_BYTES";
 
-/// What happened. Serialized in snake case as the record's `event`.
+/// The kind of event, serialized in snake case as the record's `event`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// A run began; holds `dry_run` and `as_of`.
+    /// A run began. Carries `dry_run` and `as_of`.
     RunStarted,
-    /// A run ended; holds `counts` and `open_intents`.
+    /// A run ended. Carries `counts` and `open_intents`.
     RunFinished,
-    /// A run could not list the tenant; holds `error`.
+    /// A run could not list the tenant. Carries `error`.
     RunFailed,
-    /// A token was flagged for deletion for the first time; holds `first_flagged` and
+    /// A token was flagged for deletion for the first time. Carries `first_flagged` and
     /// `grace_until`.
     TokenFlagged,
-    /// A token flagged for deletion no longer is; `outcome` says what it is now.
+    /// A token flagged for deletion no longer is. `outcome` is its outcome in this run.
     FlagCleared,
-    /// An exemption started to keep a token (or changed); holds `exemption`.
+    /// An exemption started to keep a token, or changed. Carries `exemption`.
     ExemptionApplied,
-    /// The exemption of a flagged token passed its `until`; holds `exemption`.
+    /// The exemption of a flagged token passed its `until`. Carries `exemption`.
     ExemptionExpired,
-    /// A breaker stopped every delete of the run; holds `breaker` and `message`.
+    /// A breaker stopped every delete of the run. Carries `breaker` and `message`.
     BreakerTripped,
     /// A delete is about to be requested. Synced to disk before the request.
     DeleteIntent,
-    /// The answer to a delete, or its reconciliation after a crash; holds `result`.
+    /// The response to a delete, or its reconciliation after a crash. Carries `result`.
     DeleteResult,
     /// An event written by a newer patrol.
     #[serde(other)]
@@ -89,14 +89,14 @@ impl EventKind {
     }
 }
 
-/// How a delete ended, as recorded in a `delete_result`.
+/// The final state of a delete, as recorded in a `delete_result`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeleteStatus {
     /// The API confirmed the delete, or the token was no longer listed when an interrupted
     /// delete was reconciled.
     Deleted,
-    /// The API answered 404: the token was already deleted.
+    /// The API returned 404: the token was already deleted.
     Gone,
     /// The request failed; `error` holds the cause.
     Failed,
@@ -178,7 +178,7 @@ pub struct RunCounts {
 /// The exemption named by an `exemption_applied` or `exemption_expired` record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExemptionRecord {
-    /// What the exemption selects, like `token_id = …`.
+    /// The exemption's selectors, like `token_id = …`.
     pub selector: String,
     pub reason: String,
     pub until: Option<DateTime<Utc>>,
@@ -237,7 +237,7 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record of `event` written now, with no optional member set.
+    /// Creates a record of `event` written now, with no optional member set.
     pub fn new(event: EventKind, run_id: &str, tenant: &str) -> Self {
         Self {
             event,
@@ -263,7 +263,7 @@ impl Record {
         }
     }
 
-    /// A record of `event` about `token`, which `rules` match.
+    /// Creates a record of `event` about `token`, which `rules` match.
     pub fn for_token(
         event: EventKind,
         run_id: &str,
@@ -278,7 +278,7 @@ impl Record {
         }
     }
 
-    /// The `(run id, token id)` of the intent a `delete_result` closes.
+    /// Returns the `(run id, token id)` of the intent that a `delete_result` closes.
     fn closes(&self) -> Option<(&str, &str)> {
         let token = self.token.as_ref()?;
         let run_id = self.intent_run_id.as_deref().unwrap_or(&self.run_id);
@@ -306,9 +306,9 @@ impl Default for Rotation {
 }
 
 impl Rotation {
-    /// The default rotation, with `max_bytes` taken from `PATROL_AUDIT_LOG_MAX_BYTES` when it
-    /// holds a positive integer.
-    // NOTE: the size limit belongs in `[state]` of the policy file; until the config has
+    /// Returns the default rotation, with `max_bytes` taken from `PATROL_AUDIT_LOG_MAX_BYTES`
+    /// when it is a positive integer.
+    // NOTE: the size limit belongs in `[state]` of the policy file. Until the config has
     // such a key, this variable is the only way to change it.
     pub fn from_env() -> Self {
         Self::from_setting(std::env::var(MAX_BYTES_ENV).ok().as_deref())
@@ -483,7 +483,7 @@ fn rotated_name(number: u64) -> String {
     format!("{ROTATED_PREFIX}{number:06}{ROTATED_SUFFIX}")
 }
 
-/// The rotated files in `dir` with their numbers, oldest first.
+/// Lists the rotated files in `dir` with their numbers, oldest first.
 fn rotated_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StateError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -512,8 +512,8 @@ fn rotated_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StateError> {
     Ok(files)
 }
 
-/// The log files of a tenant, oldest first: the rotated ones by number, then `audit.jsonl`
-/// if it exists.
+/// Lists the log files of a tenant, oldest first: the rotated ones by number, then
+/// `audit.jsonl` if it exists.
 pub fn log_files(tenant_dir: &Path) -> Result<Vec<PathBuf>, StateError> {
     let mut files: Vec<PathBuf> = rotated_files(tenant_dir)?
         .into_iter()
@@ -579,7 +579,8 @@ fn find_last_newline(file: &mut File, end: u64) -> std::io::Result<Option<u64>> 
     Ok(None)
 }
 
-/// The last line of a file of `size` bytes that ends with a newline, without the newline.
+/// Reads the last line of a file of `size` bytes that ends with a newline, without the
+/// newline.
 fn last_line(file: &mut File, size: u64) -> std::io::Result<Vec<u8>> {
     let start = match find_last_newline(file, size - 1)? {
         Some(position) => position + 1,
@@ -591,8 +592,9 @@ fn last_line(file: &mut File, size: u64) -> std::io::Result<Vec<u8>> {
     Ok(line)
 }
 
-/// The head a new record links to, given the last line on disk. A damaged line still gets
-/// linked to (by the hash of its bytes), so the chain goes on; `verify-log` reports it.
+/// Finds the head that a new record links to, given the last line on disk. A damaged line
+/// is still linked to, by the hash of its bytes, so the chain goes on and `verify-log`
+/// reports the damage.
 fn head_of(line: &[u8], path: &Path) -> Head {
     #[derive(Deserialize)]
     struct At {
@@ -663,7 +665,7 @@ fn parse_line(line: &[u8]) -> Result<Record, String> {
 }
 
 /// Reads the whole log of a tenant, oldest record first. Damaged lines are returned as
-/// such; `verify-log` tells whether the chain holds.
+/// such, and `verify-log` checks whether the chain is intact.
 pub fn read_log(tenant_dir: &Path) -> Result<Vec<LogEntry>, StateError> {
     let mut entries = Vec::new();
     for path in log_files(tenant_dir)? {
@@ -675,8 +677,9 @@ pub fn read_log(tenant_dir: &Path) -> Result<Vec<LogEntry>, StateError> {
 /// Returns the delete intents that have no result, oldest first.
 ///
 /// The log is read backwards from its end, file by file, and the scan stops at the last
-/// `run_finished` with `open_intents` 0: every intent before it has its result. A run that
-/// ends with intents still open says so in its `run_finished`, and the scan goes on past it.
+/// `run_finished` with `open_intents` 0, because every intent before it has its result. A
+/// run that ends with intents still open counts them in its `run_finished`, so the scan goes
+/// on past it.
 pub fn open_intents(tenant_dir: &Path) -> Result<Vec<Record>, StateError> {
     let mut closed: HashSet<(String, String)> = HashSet::new();
     let mut open = Vec::new();

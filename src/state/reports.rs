@@ -4,7 +4,7 @@
 //! Each file is written atomically, so a reader sees a whole report or the one before.
 //! `last.json` is written after the run's own files, so it never names a run whose files
 //! are missing. The reports of the [`KEPT_RUNS`] newest runs are kept and older ones are
-//! removed; run ids start with the run's UTC start time, so their order is the runs' order.
+//! removed. Run ids start with the run's UTC start time, so their order is the runs' order.
 //! What the files contain is left to [`crate::report`]; this module only stores bytes.
 
 use std::fs;
@@ -21,7 +21,7 @@ pub const LAST_REPORT: &str = "last.json";
 /// How many runs keep their report files.
 pub const KEPT_RUNS: usize = 100;
 
-/// Where the reports of the tenant whose state is in `tenant_dir` go.
+/// Returns the reports directory of the tenant whose state is in `tenant_dir`.
 pub fn reports_dir(tenant_dir: &Path) -> PathBuf {
     tenant_dir.join(REPORTS_DIR)
 }
