@@ -12,30 +12,7 @@ use serde_json::Value;
 
 /// The contract tokens moved in time so that now looks like the contract instant.
 fn contract_tenant(workspace: &Workspace, extra: &[&str]) -> Sim {
-    let tokens = shift_tokens(
-        &std::fs::read_to_string(common::TOKENS_FIXTURE).unwrap(),
-        shift_to_now(),
-    );
-    let path = workspace.write("tokens.json", &tokens);
-    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
-    let mut args = vec![
-        "--tokens",
-        path.to_str().unwrap(),
-        "--client",
-        credentials.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    Sim::start(&args)
-}
-
-async fn sim_token_ids(sim: &Sim) -> BTreeSet<String> {
-    sim.control_get("/_sim/tokens")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|token| token["id"].as_str().unwrap().to_owned())
-        .collect()
+    start_sim(workspace, &contract_tokens_now(), extra)
 }
 
 fn contract_ids(predicate: impl Fn(&Value) -> bool) -> BTreeSet<String> {
@@ -208,16 +185,7 @@ fn stale_tenant(workspace: &Workspace, count: usize, extra: &[&str]) -> Sim {
             Some(last_used),
         ));
     }
-    let path = workspace.write("tokens.json", &serde_json::to_string(&tokens).unwrap());
-    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
-    let mut args = vec![
-        "--tokens",
-        path.to_str().unwrap(),
-        "--client",
-        credentials.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    Sim::start(&args)
+    start_sim(workspace, &serde_json::to_string(&tokens).unwrap(), extra)
 }
 
 /// A policy deleting tokens unused for 90 days, with the given rate limit and safety lines.

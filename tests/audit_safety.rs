@@ -7,31 +7,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::Sim;
 use common::patrol::*;
 use serde_json::Value;
 
 const BREAKER_EXIT: i32 = 3;
-
-fn contract_tokens_now() -> String {
-    shift_tokens(
-        &std::fs::read_to_string(common::TOKENS_FIXTURE).unwrap(),
-        shift_to_now(),
-    )
-}
-
-fn start_sim(workspace: &Workspace, tokens: &str, extra: &[&str]) -> Sim {
-    let path = workspace.write("tokens.json", tokens);
-    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
-    let mut args = vec![
-        "--tokens",
-        path.to_str().unwrap(),
-        "--client",
-        credentials.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    Sim::start(&args)
-}
 
 fn contract_policy(settings: &[(&str, &str)]) -> String {
     let mut text = std::fs::read_to_string(POLICY_FIXTURE).unwrap();
@@ -53,16 +32,6 @@ async fn audit_json(policy: &Path, extra: &[&str]) -> (Option<i32>, Value) {
     let output = patrol(&args).await;
     let report = json_report(&output);
     (output.status.code(), report)
-}
-
-async fn sim_token_ids(sim: &Sim) -> BTreeSet<String> {
-    sim.control_get("/_sim/tokens")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|token| token["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 fn read_state(workspace: &Workspace) -> Value {
@@ -381,4 +350,9 @@ async fn explain_names_rules_protections_and_outcome() {
     ])
     .await;
     assert_eq!(missing.status.code(), Some(66), "{}", describe(&missing));
+}
+
+#[tokio::test]
+async fn breaker_trips_on_cut_off_listing_body() {
+    assert_breaker(&["--fault-cut-body", "1"], &[], "incomplete_listing").await;
 }

@@ -751,15 +751,7 @@ fn is_valid_tenant_name(name: &str) -> bool {
 }
 
 fn parse_api_version(text: &str) -> Option<ApiVersion> {
-    match text {
-        "v3" => Some(ApiVersion::V3),
-        "beta" => Some(ApiVersion::Beta),
-        "v2024" => Some(ApiVersion::V2024),
-        "v2025" => Some(ApiVersion::V2025),
-        "v2026" => Some(ApiVersion::V2026),
-        "v1" => Some(ApiVersion::V1),
-        _ => None,
-    }
+    text.parse().ok()
 }
 
 /// Accepts `https://` URLs, and `http://` only for loopback hosts, where tests and the

@@ -162,6 +162,9 @@ impl Inner {
                 Err(err) => {
                     let message = describe_transport_error(&err);
                     if !is_retryable(&err) || retry >= self.settings.max_retries {
+                        if err.is_body() || err.is_decode() {
+                            return Err(IscError::IncompleteResponse { message });
+                        }
                         return Err(IscError::Network { message });
                     }
                     let wait = backoff_delay(retry, fastrand::f64());
