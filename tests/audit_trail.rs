@@ -42,16 +42,7 @@ fn stale_tenant(workspace: &Workspace, count: usize, extra: &[&str]) -> Sim {
         token["accessTokenValiditySeconds"] = Value::from(900);
         tokens.push(token);
     }
-    let path = workspace.write("tokens.json", &serde_json::to_string(&tokens).unwrap());
-    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
-    let mut args = vec![
-        "--tokens",
-        path.to_str().unwrap(),
-        "--client",
-        credentials.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    Sim::start(&args)
+    start_sim(workspace, &serde_json::to_string(&tokens).unwrap(), extra)
 }
 
 /// Writes a policy that deletes tokens unused for 90 days after `grace`, with no budget in
@@ -118,16 +109,6 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
 
 fn token_id(record: &Value) -> &str {
     record["token"]["id"].as_str().unwrap_or_default()
-}
-
-async fn sim_token_ids(sim: &Sim) -> BTreeSet<String> {
-    sim.control_get("/_sim/tokens")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|token| token["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 async fn verify_log(policy: &Path) -> std::process::Output {
@@ -322,13 +303,7 @@ async fn contract_run(workspace: &Workspace, sim: &Sim) -> PathBuf {
 }
 
 fn contract_sim(workspace: &Workspace) -> Sim {
-    let tokens = shift_tokens(
-        &std::fs::read_to_string(common::TOKENS_FIXTURE).unwrap(),
-        shift_to_now(),
-    );
-    let path = workspace.write("tokens.json", &tokens);
-    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
-    Sim::start(&["--tokens", path.to_str().unwrap(), "--client", &credentials])
+    start_sim(workspace, &contract_tokens_now(), &[])
 }
 
 #[tokio::test]

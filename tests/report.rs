@@ -26,9 +26,7 @@ fn contract(workspace: &Workspace) -> Contract {
         &std::fs::read_to_string(common::TOKENS_FIXTURE).unwrap(),
         shift,
     );
-    let path = workspace.write("tokens.json", &tokens);
-    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
-    let sim = Sim::start(&["--tokens", path.to_str().unwrap(), "--client", &credentials]);
+    let sim = start_sim(workspace, &tokens, &[]);
 
     // Exemptions end relative to the tokens' instants too.
     let until = Regex::new(r#"(?m)^until = "(\d{4}-\d{2}-\d{2})"$"#).unwrap();
