@@ -7,7 +7,10 @@ pub mod audit;
 pub mod check_config;
 pub mod demo;
 pub mod exit;
+pub mod history;
+pub mod report;
 pub mod sim;
+pub mod verify_log;
 
 use std::process::ExitCode;
 
@@ -33,8 +36,14 @@ pub enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Run one dry-run audit of a simulated tenant with a bundled token set.
     Demo(demo::DemoArgs),
+    /// Show what happened to a token, or in a tenant, over time, from the audit log.
+    History(history::HistoryArgs),
+    /// Show the last run of each tenant from the state directory; makes no network call.
+    Report(report::ReportArgs),
     /// Serve a simulated ISC tenant on loopback; the first stdout line is its base URL.
     Sim(sim::SimArgs),
+    /// Check the hash chain of each tenant's audit log and name the first broken record.
+    VerifyLog(verify_log::VerifyLogArgs),
 }
 
 /// Parses the command line, runs the subcommand, and returns its exit code.
@@ -52,8 +61,16 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging();
-    if let Command::CheckConfig(args) = &cli.command {
-        return ExitCode::from(check_config::run(args, &mut std::io::stdout().lock()));
+    // Commands that only read files run without the async runtime.
+    let file_only = match &cli.command {
+        Command::CheckConfig(args) => Some(check_config::run(args, &mut std::io::stdout().lock())),
+        Command::History(args) => Some(history::run(args, &mut std::io::stdout().lock())),
+        Command::Report(args) => Some(report::run(args, &mut std::io::stdout().lock())),
+        Command::VerifyLog(args) => Some(verify_log::run(args, &mut std::io::stdout().lock())),
+        _ => None,
+    };
+    if let Some(code) = file_only {
+        return ExitCode::from(code);
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -70,7 +87,12 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Audit(args) => audit::run(args).await,
             Command::Demo(args) => demo::run(args).await,
-            Command::CheckConfig(_) => unreachable!("check-config runs before the runtime starts"),
+            Command::CheckConfig(_)
+            | Command::History(_)
+            | Command::Report(_)
+            | Command::VerifyLog(_) => {
+                unreachable!("file-only commands run before the runtime starts")
+            }
             Command::Sim(args) => match sim::run(args).await {
                 Ok(()) => exit::OK,
                 Err(error) => {
