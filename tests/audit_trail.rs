@@ -383,16 +383,15 @@ async fn verify_log_finds_removed_record() {
 async fn size_limit_rotates_without_breaking_chain() {
     let workspace = Workspace::new();
     let sim = contract_sim(&workspace);
-    let policy = workspace.policy(
+    let policy_text = set_policy_value(
         &std::fs::read_to_string(POLICY_FIXTURE).unwrap(),
-        &sim.base_url,
+        "state",
+        "audit_log_max_bytes",
+        "2500",
     );
-    let env = [
-        (SECRET_ENV, CLIENT_SECRET),
-        ("PATROL_AUDIT_LOG_MAX_BYTES", "2500"),
-    ];
+    let policy = workspace.policy(&policy_text, &sim.base_url);
     for _ in 0..3 {
-        let output = patrol_with_env(&["audit", "--config", policy.to_str().unwrap()], &env).await;
+        let output = patrol(&["audit", "--config", policy.to_str().unwrap()]).await;
         assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     }
 

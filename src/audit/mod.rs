@@ -173,7 +173,13 @@ pub async fn run_tenant(
     let log = if options.forecast {
         None
     } else {
-        Some(AuditLog::open(state.dir(), Rotation::from_env()).map_err(state_error)?)
+        Some(
+            AuditLog::open(
+                state.dir(),
+                Rotation::with_max_bytes(config.audit_log_max_bytes),
+            )
+            .map_err(state_error)?,
+        )
     };
     let mut trail = Trail::new(log, &run_id, &tenant.name);
     let dry_run = options.dry_run || options.forecast;

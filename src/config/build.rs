@@ -52,6 +52,7 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let safety = checker.safety(raw.safety.as_ref());
     let metrics = checker.metrics(raw.metrics.as_ref());
     let state_dir = checker.state_dir(raw.state.as_ref());
+    let audit_log_max_bytes = checker.audit_log_max_bytes(raw.state.as_ref());
     let policy = checker.rules(&raw.rule);
     let exemptions = checker.exemptions(&raw.exemption);
 
@@ -70,6 +71,7 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
         safety,
         metrics,
         state_dir,
+        audit_log_max_bytes,
         policy,
         exemptions,
     })
@@ -572,6 +574,24 @@ impl Checker<'_> {
             None => std::env::var_os("STATE_DIRECTORY")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        }
+    }
+
+    fn audit_log_max_bytes(&mut self, raw: Option<&Spanned<file::State>>) -> u64 {
+        let default = crate::state::Rotation::default().max_bytes;
+        let Some(value) = raw.and_then(|state| state.get_ref().audit_log_max_bytes.as_ref()) else {
+            return default;
+        };
+        match u64::try_from(*value.get_ref()) {
+            Ok(bytes) if bytes >= 1_024 => bytes,
+            _ => {
+                self.report(
+                    value,
+                    "state.audit_log_max_bytes",
+                    format!("must be at least 1024 bytes; the default is {default} (16 MiB)"),
+                );
+                default
+            }
         }
     }
 

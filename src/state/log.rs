@@ -38,9 +38,6 @@ pub const LOG_FILE: &str = "audit.jsonl";
 const ROTATED_PREFIX: &str = "audit-";
 const ROTATED_SUFFIX: &str = ".jsonl";
 
-/// Environment variable that overrides [`Rotation::max_bytes`].
-pub const MAX_BYTES_ENV: &str = "PATROL_AUDIT_LOG_MAX_BYTES";
-
 /// The kind of event, serialized in snake case as the record's `event`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -306,28 +303,12 @@ impl Default for Rotation {
 }
 
 impl Rotation {
-    /// Returns the default rotation, with `max_bytes` taken from `PATROL_AUDIT_LOG_MAX_BYTES`
-    /// when it is a positive integer.
-    // NOTE: the size limit belongs in `[state]` of the policy file. Until the config has
-    // such a key, this variable is the only way to change it.
-    pub fn from_env() -> Self {
-        Self::from_setting(std::env::var(MAX_BYTES_ENV).ok().as_deref())
-    }
-
-    fn from_setting(value: Option<&str>) -> Self {
-        let mut rotation = Self::default();
-        if let Some(text) = value {
-            match text.trim().parse::<u64>() {
-                Ok(bytes) if bytes > 0 => rotation.max_bytes = bytes,
-                _ => tracing::warn!(
-                    variable = MAX_BYTES_ENV,
-                    value = %text,
-                    default = rotation.max_bytes,
-                    "invalid audit log size limit, expected a positive number of bytes; using the default"
-                ),
-            }
+    /// Returns the rotation of a tenant's log: daily, and at `max_bytes`.
+    pub fn with_max_bytes(max_bytes: u64) -> Self {
+        Self {
+            max_bytes,
+            ..Self::default()
         }
-        rotation
     }
 }
 
@@ -984,18 +965,5 @@ mod tests {
         assert_eq!(json["accessTokenValiditySeconds"], 900);
         assert_eq!(json["expirationDate"], "2027-01-01T00:00:00Z");
         assert_eq!(json["scope"], serde_json::json!(["sp:scopes:all"]));
-    }
-
-    #[test]
-    fn size_limit_setting_is_parsed() {
-        assert_eq!(Rotation::from_setting(None), Rotation::default());
-        assert_eq!(Rotation::from_setting(Some(" 4096 ")).max_bytes, 4096);
-        for invalid in ["0", "-1", "10MiB", ""] {
-            assert_eq!(
-                Rotation::from_setting(Some(invalid)),
-                Rotation::default(),
-                "{invalid:?}"
-            );
-        }
     }
 }

@@ -188,7 +188,11 @@ fn read_state(dir: &Path, repair: bool) -> (StateFile, Option<String>) {
         }
         Err(error) => {
             let reason = error.to_string();
-            let problem = if repair { move_aside(&path, &reason) } else { reason };
+            let problem = if repair {
+                move_aside(&path, &reason)
+            } else {
+                reason
+            };
             return (StateFile::default(), Some(problem));
         }
     };
@@ -196,12 +200,20 @@ fn read_state(dir: &Path, repair: bool) -> (StateFile, Option<String>) {
         Ok(file) if file.version == FORMAT_VERSION => (file, None),
         Ok(file) => {
             let reason = format!("unsupported state format version {}", file.version);
-            let problem = if repair { move_aside(&path, &reason) } else { reason };
+            let problem = if repair {
+                move_aside(&path, &reason)
+            } else {
+                reason
+            };
             (StateFile::default(), Some(problem))
         }
         Err(error) => {
             let reason = error.to_string();
-            let problem = if repair { move_aside(&path, &reason) } else { reason };
+            let problem = if repair {
+                move_aside(&path, &reason)
+            } else {
+                reason
+            };
             (StateFile::default(), Some(problem))
         }
     }
