@@ -73,7 +73,8 @@ pub async fn delete_all(
             }
             let client = client.clone();
             let id = token.id.clone();
-            in_flight.spawn(async move { (index, client.delete(&id).await) });
+            let delete = async move { (index, client.delete(&id).await) };
+            in_flight.spawn(tracing::Instrument::in_current_span(delete));
         }
 
         let Some(joined) = in_flight.join_next().await else {

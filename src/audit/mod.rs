@@ -49,7 +49,7 @@ pub struct RunOptions {
 /// Why a run could not judge the tenant at all.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("tenant {tenant} is unreachable or rejected patrol's credentials: {source}")]
+    #[error("tenant {tenant}: {source}; {}", unreachable_hint(source))]
     Unreachable {
         tenant: String,
         #[source]
@@ -61,6 +61,24 @@ pub enum RunError {
         #[source]
         source: StateError,
     },
+}
+
+/// What to check when a tenant cannot be listed, by cause.
+fn unreachable_hint(error: &IscError) -> &'static str {
+    match error {
+        IscError::Authentication { .. } => {
+            "check client_id and the client secret: they must be the id and secret of the \
+             auditor's personal access token"
+        }
+        IscError::Forbidden { .. } => {
+            "the auditor's token lacks rights: it needs the scope \
+             sp:all-personal-access-tokens:manage on an identity allowed to list every owner's tokens"
+        }
+        IscError::DeadlineExceeded => {
+            "the run did not finish within run_timeout; check that api_url is reachable or raise run_timeout"
+        }
+        _ => "check api_url and that the tenant is reachable from this host",
+    }
 }
 
 /// The exemption that decided a token's outcome, or that no longer applies.
@@ -150,7 +168,19 @@ impl Run {
 }
 
 /// Audits one tenant once.
+///
+/// Every log line of the run, the client's retries included, carries the tenant's name.
 pub async fn run_tenant(
+    config: &Config,
+    tenant: &Tenant,
+    client: &Client,
+    options: &RunOptions,
+) -> Result<Run, RunError> {
+    let span = tracing::info_span!("run", tenant = %tenant.name);
+    tracing::Instrument::instrument(run_tenant_in_span(config, tenant, client, options), span).await
+}
+
+async fn run_tenant_in_span(
     config: &Config,
     tenant: &Tenant,
     client: &Client,

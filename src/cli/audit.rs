@@ -38,8 +38,8 @@ pub struct AuditArgs {
     /// Delete the tokens that are due, overriding `dry_run = true` in the policy.
     #[arg(long)]
     pub apply: bool,
-    /// Evaluate the policy at this instant (RFC 3339) instead of now; implies --dry-run and
-    /// writes no state.
+    /// Forecast at this instant (RFC 3339 or YYYY-MM-DD) instead of now, assuming daily runs
+    /// from today and no further use of the tokens; implies --dry-run and writes no state.
     #[arg(long, value_name = "INSTANT", value_parser = parse_as_of, conflicts_with = "apply")]
     pub as_of: Option<DateTime<Utc>>,
     /// Output format of the report on stdout.
