@@ -306,7 +306,7 @@ fn protections(text: &mut String, config: &Config, now: DateTime<Utc>) {
         text,
         "  young:   ",
         &format!(
-            "never-used tokens younger than {} (created after {}) are not judged stale at all",
+            "never-used tokens younger than {} (created after {}) are neither reported nor deleted: their outcome is protected",
             format_duration(settings.min_token_age),
             instant(now - settings.min_token_age)
         ),
