@@ -19,11 +19,12 @@ use tracing_subscriber::{EnvFilter, Registry, reload};
 /// Destination and format of the log records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
-    /// journald when stderr is connected to the journal, otherwise text.
+    // Plain comments, not doc comments: clap would print each as a paragraph of --help.
+    // journald when stderr is connected to the journal, otherwise text.
     Auto,
-    /// Human-readable lines on stderr.
+    // Human-readable lines on stderr.
     Text,
-    /// One JSON object per line on stderr.
+    // One JSON object per line on stderr.
     Json,
 }
 

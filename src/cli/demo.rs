@@ -104,6 +104,8 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<u8> {
     match args.format {
         Format::Table => crate::report::render_table(&run, &mut out)?,
         Format::Json => crate::report::render_json(&run, &mut out)?,
+        Format::Csv => crate::report::render_csv(std::slice::from_ref(&run), &mut out)?,
+        Format::Markdown => crate::report::render_markdown(&run, Some(&config.schedule), &mut out)?,
     }
     tenant.shutdown().await?;
     Ok(run_exit_code(&run))

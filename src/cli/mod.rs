@@ -7,8 +7,11 @@ pub mod audit;
 pub mod check_config;
 pub mod demo;
 pub mod exit;
+pub mod history;
+pub mod report;
 pub mod run;
 pub mod sim;
+pub mod verify_log;
 
 use std::process::ExitCode;
 
@@ -26,8 +29,8 @@ use crate::logging::{self, LogFormat};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Log format on stderr: auto (journald when stderr is the journal, else text), text
-    /// or json. Overrides `[log] format`.
+    /// Log format on stderr; auto means journald under systemd, else text. Overrides
+    /// `[log] format`.
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
 }
@@ -40,11 +43,16 @@ pub enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Run one dry-run audit of a simulated tenant with a bundled token set.
     Demo(demo::DemoArgs),
-    /// Run the daemon: audit every tenant on the schedule, serve /metrics, /healthz and
-    /// /readyz, reload on SIGHUP, stop on SIGTERM.
+    /// Show what happened to a token, or in a tenant, over time, from the audit log.
+    History(history::HistoryArgs),
+    /// Show the last run of each tenant from the state directory; makes no network call.
+    Report(report::ReportArgs),
+    /// Run the daemon: audit on the schedule, serve /metrics, reload on SIGHUP.
     Run(run::RunArgs),
     /// Serve a simulated ISC tenant on loopback; the first stdout line is its base URL.
     Sim(sim::SimArgs),
+    /// Check the hash chain of each tenant's audit log and name the first broken record.
+    VerifyLog(verify_log::VerifyLogArgs),
 }
 
 /// Parses the command line, runs the subcommand, and returns its exit code.
@@ -66,8 +74,16 @@ pub fn main() -> ExitCode {
         return ExitCode::from(run::run(args, cli.log_format));
     }
     logging::init(cli.log_format.unwrap_or(LogFormat::Auto), "info");
-    if let Command::CheckConfig(args) = &cli.command {
-        return ExitCode::from(check_config::run(args, &mut std::io::stdout().lock()));
+    // Commands that only read files run without the async runtime.
+    let file_only = match &cli.command {
+        Command::CheckConfig(args) => Some(check_config::run(args, &mut std::io::stdout().lock())),
+        Command::History(args) => Some(history::run(args, &mut std::io::stdout().lock())),
+        Command::Report(args) => Some(report::run(args, &mut std::io::stdout().lock())),
+        Command::VerifyLog(args) => Some(verify_log::run(args, &mut std::io::stdout().lock())),
+        _ => None,
+    };
+    if let Some(code) = file_only {
+        return ExitCode::from(code);
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -84,7 +100,12 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Audit(args) => audit::run(args).await,
             Command::Demo(args) => demo::run(args).await,
-            Command::CheckConfig(_) => unreachable!("check-config runs before the runtime starts"),
+            Command::CheckConfig(_)
+            | Command::History(_)
+            | Command::Report(_)
+            | Command::VerifyLog(_) => {
+                unreachable!("file-only commands run before the runtime starts")
+            }
             Command::Run(_) => unreachable!("run starts its own runtime"),
             Command::Sim(args) => match sim::run(args).await {
                 Ok(()) => exit::OK,

@@ -106,6 +106,7 @@ pub struct Metrics {
 #[serde(deny_unknown_fields)]
 pub struct State {
     pub dir: Option<Spanned<String>>,
+    pub audit_log_max_bytes: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -38,6 +38,8 @@ pub struct Config {
     pub safety: Settings,
     pub metrics: Metrics,
     pub state_dir: PathBuf,
+    /// Size at which the audit log is rotated to a numbered file.
+    pub audit_log_max_bytes: u64,
     pub log: Log,
     pub policy: Policy,
     pub exemptions: Vec<Exemption>,

@@ -391,6 +391,19 @@ fn readable_secret_file_passes_without_being_shown() {
 }
 
 #[test]
+fn unknown_keys_do_not_hide_other_problems() {
+    let text = format!(
+        "{MINIMAL}\n[metrics]\nlistne = \"x\"\n\n[safety]\nfoo = 1\ngrace_period = \"7days\"\n"
+    );
+    let found = problems(&text);
+    let keys: Vec<&str> = found.iter().map(|problem| problem.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["metrics.listne", "safety.foo", "safety.grace_period"]
+    );
+}
+
+#[test]
 fn log_section_sets_level_and_format() {
     let config = Config::parse(MINIMAL, Path::new("patrol.toml")).unwrap();
     assert_eq!(config.log, Log::default());

@@ -68,6 +68,10 @@ pub enum IscError {
     },
     #[error("network error: {message}")]
     Network { message: String },
+    /// The response started but its body ended early or could not be read, so the
+    /// service was reached and the data is incomplete.
+    #[error("incomplete response: {message}")]
+    IncompleteResponse { message: String },
     #[error("invalid response body: {message}")]
     Decode { status: u16, message: String },
     #[error("the run deadline passed")]
@@ -89,6 +93,7 @@ impl IscError {
             | IscError::InvalidSettings { .. }
             | IscError::InvalidTokenId { .. }
             | IscError::Network { .. }
+            | IscError::IncompleteResponse { .. }
             | IscError::DeadlineExceeded => None,
         }
     }

@@ -84,6 +84,7 @@ fn run(tokens: Vec<TokenResult>) -> Run {
         breaker: None,
         max_deletions_per_run: 25,
         tokens,
+        recovered: Vec::new(),
         requests: RequestStats::default(),
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::audit::Run;
 use crate::policy::Action;
-use crate::safety::Outcome;
+use crate::safety::{Breaker, Outcome};
 
 use super::{instant, reason};
 
@@ -87,10 +87,23 @@ pub fn to_json(run: &Run) -> Value {
             "clock_skew_seconds": run.listing.clock_skew_seconds,
             "problem": run.listing.problem,
         },
-        "breaker": run.breaker.as_ref().map(|breaker| json!({
-            "kind": breaker.kind(),
-            "message": breaker.to_string(),
-        })),
+        "breaker": run.breaker.as_ref().map(breaker_json),
+        "max_deletions_per_run": run.max_deletions_per_run,
+        "recovered": run.recovered.iter().map(|entry| json!({
+            "id": entry.token.id,
+            "name": entry.token.name,
+            "owner": { "id": entry.token.owner.id, "name": entry.token.owner.name },
+            "scope": entry.token.scope,
+            "created": instant(entry.token.created),
+            "last_used": entry.token.last_used.map(instant),
+            "expiration_date": entry.token.expiration_date.map(instant),
+            "access_token_validity_seconds": entry.token.access_token_validity_seconds,
+            "managed": entry.token.managed,
+            "intent_run_id": entry.intent_run_id,
+            "intent_at": instant(entry.intent_at),
+            "rules": entry.rules,
+            "result": entry.status.as_str(),
+        })).collect::<Vec<_>>(),
         "summary": {
             "listed": run.listing.listed,
             "by_verdict": by_verdict,
@@ -103,6 +116,33 @@ pub fn to_json(run: &Run) -> Value {
         },
         "tokens": tokens,
     })
+}
+
+/// Describes a breaker by kind and message, plus the values it compared, so that a stored
+/// report can be read back into the same breaker.
+fn breaker_json(breaker: &Breaker) -> Value {
+    let mut value = json!({
+        "kind": breaker.kind(),
+        "message": breaker.to_string(),
+    });
+    let details = match breaker {
+        Breaker::DeletionPercent {
+            due,
+            listed,
+            max_percent,
+        } => json!({ "due": due, "listed": listed, "max_percent": max_percent }),
+        Breaker::ClockSkew { skew, max } => json!({
+            "skew_seconds": skew.num_seconds(),
+            "max_skew_seconds": max.num_seconds(),
+        }),
+        Breaker::IncompleteListing { reason } | Breaker::StateReset { reason } => {
+            json!({ "reason": reason })
+        }
+    };
+    if let (Some(object), Value::Object(details)) = (value.as_object_mut(), details) {
+        object.extend(details);
+    }
+    value
 }
 
 /// Writes the JSON report of a run, pretty-printed, followed by a newline.
