@@ -1,9 +1,10 @@
 //! `patrol run`: the long-running daemon that audits every tenant on the schedule.
 //!
 //! Start-up, in order: signal handlers (so an early SIGHUP cannot kill the process), the
-//! tenants' secrets and clients, the metrics listener, then the scheduler, one worker per
-//! tenant and the HTTP server, and only then `READY=1`. Any failure before that exits
-//! with EX_CONFIG and names the cause.
+//! tenants' secrets and clients, the metrics listener and one worker per tenant, then
+//! `READY=1`, then the HTTP server and the scheduler loop, whose first `WATCHDOG=1` thus
+//! follows `READY=1`. An unreadable secret, an invalid client setting or a listen address
+//! that cannot be bound exits with EX_CONFIG before `READY=1`, and the log names the cause.
 //!
 //! SIGHUP reloads: the file is read and validated and the secrets are read again. A valid
 //! configuration replaces the running one between runs (`RELOADING=1`, then `READY=1`),
@@ -343,8 +344,8 @@ impl Daemon {
                 tenants = %busy.join(", "),
                 timeout_s = DRAIN_TIMEOUT.as_secs(),
                 "runs still going after the drain timeout; exiting anyway. A delete that was \
-                 in flight may have an intent without a result in the audit log; the next \
-                 run lists the tenant again and finds out"
+                 in flight may have an intent without a result in the audit log, which the \
+                 next run reconciles with the tenant's listing"
             );
             return exit::INCOMPLETE;
         }
