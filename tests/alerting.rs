@@ -537,18 +537,8 @@ async fn scrape(client: &reqwest::Client, url: &str) -> Option<String> {
 async fn rules_and_dashboard_use_exported_metrics() {
     let used = used_metric_names();
     let workspace = Workspace::new();
-    let tokens = shift_tokens(&read(common::TOKENS_FIXTURE), shift_to_now());
-    let tokens_path = workspace.write("tokens.json", &tokens);
-    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
     // One PAT request in five gets a 429 response, so that the throttling metrics have values.
-    let sim = Sim::start(&[
-        "--tokens",
-        tokens_path.to_str().unwrap(),
-        "--client",
-        &credentials,
-        "--fault-429",
-        "0.2",
-    ]);
+    let sim = start_sim(&workspace, &contract_tokens_now(), &["--fault-429", "0.2"]);
     let port = free_port();
     let policy = daemon_policy(&workspace, &sim, port);
     let mut daemon = Daemon::start(&policy, &workspace);
