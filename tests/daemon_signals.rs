@@ -191,4 +191,13 @@ async fn sigterm_finishes_deletes_in_flight() {
         "the run did not finish"
     );
     assert!(workspace.state_dir().join("acme/state.json").exists());
+
+    // Deletes the stop kept from starting are deferred to the next run, never left "due".
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace.state_dir().join("acme/reports/last.json")).unwrap(),
+    )
+    .unwrap();
+    for token in report["tokens"].as_array().unwrap() {
+        assert_ne!(token["outcome"], "due", "{} was left due", token["id"]);
+    }
 }

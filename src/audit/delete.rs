@@ -140,6 +140,26 @@ pub async fn delete_all(
                 },
             ));
         }
+    } else {
+        // Stopping: deletes not yet started wait for the next run, first in line.
+        let deferred: Vec<usize> = pending.collect();
+        if !deferred.is_empty() {
+            tracing::info!(
+                tenant,
+                deferred = deferred.len(),
+                "stopping: deletes not yet started are deferred to the next run"
+            );
+        }
+        for index in deferred {
+            results.push((
+                index,
+                DeleteResult {
+                    outcome: Outcome::Deferred,
+                    error: None,
+                    recorded: true,
+                },
+            ));
+        }
     }
     results
 }

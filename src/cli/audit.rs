@@ -125,8 +125,7 @@ pub async fn run(args: AuditArgs) -> u8 {
                     csv_runs.push(run);
                 }
                 if let Err(error) = written.and_then(|()| out.flush()) {
-                    tracing::error!(%error, "cannot write the report to stdout");
-                    exit::IO_ERROR
+                    exit::worst(code, exit::output_error(&error, "the report"))
                 } else {
                     code
                 }
@@ -142,8 +141,7 @@ pub async fn run(args: AuditArgs) -> u8 {
         if let Err(error) =
             crate::report::render_csv(&csv_runs, &mut out).and_then(|()| out.flush())
         {
-            tracing::error!(%error, "cannot write the report to stdout");
-            worst = exit::IO_ERROR;
+            worst = exit::worst(worst, exit::output_error(&error, "the report"));
         }
     }
     worst
@@ -186,10 +184,7 @@ fn explain(config: &Config, run: &Run, id: &str, out: &mut dyn Write) -> u8 {
     };
     match crate::report::render_explanation(config, run, result, out) {
         Ok(()) => exit::OK,
-        Err(error) => {
-            tracing::error!(%error, "cannot write the explanation to stdout");
-            exit::IO_ERROR
-        }
+        Err(error) => exit::output_error(&error, "the explanation"),
     }
 }
 

@@ -48,3 +48,13 @@ pub fn worst(current: u8, code: u8) -> u8 {
         current
     }
 }
+
+/// Maps a failed write of a command's output to an exit code. A closed pipe, as with
+/// `patrol report | head`, means the reader has what it wanted and is not an error.
+pub fn output_error(error: &std::io::Error, what: &str) -> u8 {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        return OK;
+    }
+    tracing::error!(%error, "cannot write {what} to stdout");
+    IO_ERROR
+}

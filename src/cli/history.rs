@@ -90,8 +90,7 @@ pub fn run(args: &HistoryArgs, out: &mut dyn Write) -> u8 {
             }
         };
         if let Err(error) = written {
-            tracing::error!(%error, "cannot write to stdout");
-            return exit::worst(worst, exit::IO_ERROR);
+            return exit::worst(worst, exit::output_error(&error, "the history"));
         }
     }
 

@@ -73,7 +73,8 @@ pub fn main() -> ExitCode {
         // The daemon sets up logging after reading [log] from its configuration.
         return ExitCode::from(run::run(args, cli.log_format));
     }
-    logging::init(cli.log_format.unwrap_or(LogFormat::Auto), "info");
+    let (level, format) = log_settings(&cli.command);
+    logging::init(cli.log_format.or(format).unwrap_or(LogFormat::Auto), &level);
     // Commands that only read files run without the async runtime.
     let file_only = match &cli.command {
         Command::CheckConfig(args) => Some(check_config::run(args, &mut std::io::stdout().lock())),
@@ -117,4 +118,36 @@ pub fn main() -> ExitCode {
         }
     });
     ExitCode::from(code)
+}
+
+/// Reads `[log] level` and `format` from the policy file a command names, before the file
+/// is validated, so that the command logs as configured. A file that cannot be read, or a
+/// value that is not valid, leaves the default; the command's own validation reports it.
+fn log_settings(command: &Command) -> (String, Option<LogFormat>) {
+    let path = match command {
+        Command::Audit(args) => &args.config,
+        Command::CheckConfig(args) => &args.config,
+        Command::History(args) => &args.config,
+        Command::Report(args) => &args.config,
+        Command::VerifyLog(args) => &args.config,
+        _ => return ("info".to_owned(), None),
+    };
+    let table: Option<toml::Table> = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| toml::from_str(&text).ok());
+    let log = table
+        .as_ref()
+        .and_then(|table| table.get("log"))
+        .and_then(|log| log.as_table());
+    let level = log
+        .and_then(|log| log.get("level"))
+        .and_then(|level| level.as_str())
+        .filter(|level| tracing_subscriber::EnvFilter::try_new(level).is_ok())
+        .unwrap_or("info")
+        .to_owned();
+    let format = log
+        .and_then(|log| log.get("format"))
+        .and_then(|format| format.as_str())
+        .and_then(LogFormat::parse);
+    (level, format)
 }

@@ -113,8 +113,7 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> u8 {
 
     let written = render(&selection.config, &runs, args.format, out).and_then(|()| out.flush());
     if let Err(error) = written {
-        tracing::error!(%error, "cannot write the report to stdout");
-        return exit::worst(worst, exit::IO_ERROR);
+        return exit::worst(worst, exit::output_error(&error, "the report"));
     }
     worst
 }

@@ -47,8 +47,7 @@ pub fn run(args: &VerifyLogArgs, out: &mut dyn Write) -> u8 {
         };
         worst = exit::worst(worst, code);
         if let Err(error) = writeln!(out, "{line}") {
-            tracing::error!(%error, "cannot write to stdout");
-            return exit::worst(worst, exit::IO_ERROR);
+            return exit::worst(worst, exit::output_error(&error, "the result"));
         }
     }
     worst

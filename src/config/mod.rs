@@ -115,20 +115,31 @@ impl Config {
     /// Checks that the client secret of every tenant can be read, and drops each value at
     /// once. Returns one problem per tenant whose secret is missing, unreadable or empty,
     /// naming the tenant and the source but no part of the value.
-    pub fn check_secrets(&self) -> Vec<Problem> {
+    ///
+    /// A systemd credential cannot be read outside its service, where
+    /// `$CREDENTIALS_DIRECTORY` is not set, so it is not checked there; the names of such
+    /// tenants are returned apart.
+    pub fn check_secrets(&self) -> (Vec<Problem>, Vec<String>) {
         let mut problems = Vec::new();
+        let mut unchecked = Vec::new();
         for (index, tenant) in self.tenants.iter().enumerate() {
-            if let Err(error) = tenant.secret.load() {
-                let (line, column) = tenant.secret_position;
-                problems.push(Problem {
-                    line,
-                    column,
-                    key: format!("tenant[{index}].{}", tenant.secret.key()),
-                    message: format!("client secret of tenant \"{}\": {error}", tenant.name),
-                });
+            match tenant.secret.load() {
+                Ok(_) => {}
+                Err(SecretError::NoCredentialsDirectory { .. }) => {
+                    unchecked.push(tenant.name.clone());
+                }
+                Err(error) => {
+                    let (line, column) = tenant.secret_position;
+                    problems.push(Problem {
+                        line,
+                        column,
+                        key: format!("tenant[{index}].{}", tenant.secret.key()),
+                        message: format!("client secret of tenant \"{}\": {error}", tenant.name),
+                    });
+                }
             }
         }
-        problems
+        (problems, unchecked)
     }
 }
 

@@ -360,7 +360,7 @@ fn problems_are_sorted_by_line() {
 fn missing_secret_names_tenant_source_and_line() {
     let text = MINIMAL.replace("PATROL_SECRET", "PATROL_TEST_VARIABLE_THAT_IS_NEVER_SET");
     let config = Config::parse(&text, Path::new("p.toml")).unwrap();
-    let found = config.check_secrets();
+    let (found, _) = config.check_secrets();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].key, "tenant[0].client_secret_env");
     assert_eq!(found[0].line, 6);
@@ -382,11 +382,11 @@ fn readable_secret_file_passes_without_being_shown() {
         "client_secret_file = \"secret\"",
     );
     let config = Config::parse(&text, &directory.path().join("patrol.toml")).unwrap();
-    assert!(config.check_secrets().is_empty());
+    assert!(config.check_secrets().0.is_empty());
     assert!(!format!("{config:?}").contains("s3cret-value"));
 
     std::fs::remove_file(directory.path().join("secret")).unwrap();
-    let found = config.check_secrets();
+    let (found, _) = config.check_secrets();
     assert_eq!(found[0].key, "tenant[0].client_secret_file");
 }
 

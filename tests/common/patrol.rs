@@ -148,8 +148,8 @@ pub async fn patrol(args: &[&str]) -> Output {
 pub async fn patrol_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
         .args(args)
-        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .output()
         .await
