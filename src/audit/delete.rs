@@ -6,7 +6,10 @@
 //! token and every later one are not deleted. A result that cannot be written leaves its
 //! intent open; the caller reports it in `run_finished`, so that the next run reconciles it. The client
 //! paces the requests; the concurrency here only keeps the pipeline full when the API is
-//! slow to answer.
+//! slow to answer. It starts at the caller's number and grows while the mean delete latency
+//! times the rate limit needs more requests in flight, up to the limit of one window.
+
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 
@@ -45,9 +48,11 @@ pub async fn delete_all(
     let mut pending = order.iter().copied();
     let mut stopped: Option<String> = None;
     let stopping = || stop.is_some_and(|stop| *stop.borrow());
+    let (limit, window) = client.rate_limit();
 
     loop {
-        while stopped.is_none() && !stopping() && in_flight.len() < concurrency.max(1) {
+        let allowed = allowed_in_flight(concurrency, limit, window, client.mean_delete_latency());
+        while stopped.is_none() && !stopping() && in_flight.len() < allowed {
             let Some(index) = pending.next() else { break };
             let token = &tokens[index];
             let intent = Record::for_token(
@@ -57,7 +62,7 @@ pub async fn delete_all(
                 token,
                 rules[index].clone(),
             );
-            if let Err(error) = log.append(intent, true) {
+            if let Err(error) = synced(|| log.append(intent, true)) {
                 tracing::error!(%error, token_id = %token.id, "cannot record the delete intent; no further token is deleted in this run");
                 let message = format!("not deleted: the audit log is not writable ({error})");
                 results.push((
@@ -122,7 +127,7 @@ pub async fn delete_all(
                 rules[index].clone(),
             )
         };
-        if let Err(error) = log.append(record, true) {
+        if let Err(error) = synced(|| log.append(record, true)) {
             tracing::error!(%error, token_id = %token.id, "cannot record the delete result; the next run reconciles it");
             result.recorded = false;
         }
@@ -162,4 +167,70 @@ pub async fn delete_all(
         }
     }
     results
+}
+
+/// Runs a synced audit log write. On a multi-threaded runtime the worker first hands its
+/// other tasks to another thread, so the wait for the disk (milliseconds, at times tens)
+/// does not hold back deletes whose pacing slot has come. A late send bunches requests at
+/// the service and can cost a 429.
+fn synced<T>(write: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
+        _ => write(),
+    }
+}
+
+/// Returns how many deletes may be in flight at once: at least `floor`, and as many as the
+/// rate limit can start during one mean `latency` (Little's law) plus one, so that slow
+/// responses do not hold the run below the limit. Never more than `limit`, the most the pacer
+/// starts within one window.
+fn allowed_in_flight(
+    floor: usize,
+    limit: u32,
+    window: Duration,
+    latency: Option<Duration>,
+) -> usize {
+    let floor = floor.max(1);
+    let Some(latency) = latency else {
+        return floor;
+    };
+    let per_second = f64::from(limit) / window.as_secs_f64().max(f64::MIN_POSITIVE);
+    let needed = (per_second * latency.as_secs_f64()).ceil() as usize + 1;
+    needed.min(limit as usize).max(floor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn in_flight_starts_at_floor() {
+        assert_eq!(allowed_in_flight(8, 100, SECOND, None), 8);
+        assert_eq!(allowed_in_flight(0, 100, SECOND, None), 1);
+    }
+
+    #[test]
+    fn in_flight_keeps_floor_when_pacing_binds() {
+        // 10 requests per second at 100 ms need 2 in flight.
+        let latency = Some(Duration::from_millis(100));
+        assert_eq!(allowed_in_flight(8, 100, 10 * SECOND, latency), 8);
+    }
+
+    #[test]
+    fn in_flight_grows_with_latency() {
+        // 100 requests per second at 100 ms need 10 in flight, plus one.
+        let latency = Some(Duration::from_millis(100));
+        assert_eq!(allowed_in_flight(8, 100, SECOND, latency), 11);
+        let slow = Some(Duration::from_millis(2_500));
+        assert_eq!(allowed_in_flight(8, 100, 10 * SECOND, slow), 26);
+    }
+
+    #[test]
+    fn in_flight_never_exceeds_window_limit() {
+        let latency = Some(Duration::from_secs(30));
+        assert_eq!(allowed_in_flight(8, 100, SECOND, latency), 100);
+        assert_eq!(allowed_in_flight(8, 5, SECOND, latency), 8);
+    }
 }

@@ -1,4 +1,5 @@
-//! Listing a tenant: the full listing plus the server-filtered ones, merged by id.
+//! Listing a tenant: the full listing plus the server-filtered ones, sent together and
+//! merged by id.
 //!
 //! The server's filters are never trusted to decide anything. The full listing is the set
 //! of tokens judged; the `lastUsed le` and `lastUsed isnull` listings serve as a cross-check.
@@ -7,11 +8,11 @@
 //! reading of `lastUsed` disagree are counted, because that points at clock skew or a
 //! changed API. Every id is collected before any delete starts.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::isc::{Client, IscError, ListFilter, Token};
+use crate::isc::{Client, IscError, ListFilter, Token, TokenSummary};
 use crate::policy::{LAST_USED_GRANULARITY, Policy};
 
 /// The merged view of a tenant.
@@ -61,77 +62,122 @@ pub async fn list_tenant(
 ) -> Result<Listed, IscError> {
     let mut listed = Listed::default();
     let mut problems = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
 
-    match client.list(ListFilter::All, owner_id).await {
+    // lastUsed + granularity + validity < now - age implies lastUsed < now - age -
+    // granularity, so this filter returns a superset of what the rules can catch.
+    let last_used_le = policy
+        .shortest_unused_age()
+        .map(|age| now - age - LAST_USED_GRANULARITY);
+    // The three listings do not depend on each other, so they are sent together: a run
+    // waits for one round trip instead of three. The filtered ones only cross-check the
+    // full one, so they keep each token's id and last use, not the whole token.
+    let unused = async {
+        match last_used_le {
+            Some(instant) => Some(
+                client
+                    .list_summaries(ListFilter::LastUsedLe(instant), owner_id)
+                    .await,
+            ),
+            None => None,
+        }
+    };
+    let (full, unused, never_used) = tokio::join!(
+        client.list(ListFilter::All, owner_id),
+        unused,
+        client.list_summaries(ListFilter::LastUsedIsNull, owner_id),
+    );
+
+    match full {
         Ok(listing) => {
             listed.clock_skew = listing
                 .server_date
                 .map(|server_date| Utc::now() - server_date);
             listed.listed = listing.tokens.len();
             listed.complete = true;
-            for token in listing.tokens {
-                insert(&mut listed, &mut index, token);
-            }
+            listed.tokens = listing.tokens;
+            listed.duplicates += drop_repeated(&mut listed.tokens);
         }
         Err(error) if is_unreachable(&error) => return Err(error),
         Err(error) => problems.push(format!("the full listing failed: {error}")),
     }
 
-    let mut missing = 0;
-    if let Some(age) = policy.shortest_unused_age() {
-        // lastUsed + granularity + validity < now - age implies lastUsed < now - age -
-        // granularity, so this filter returns a superset of what the rules can catch.
-        let instant = now - age - LAST_USED_GRANULARITY;
-        listed.last_used_le = Some(instant);
-        match client.list(ListFilter::LastUsedLe(instant), owner_id).await {
+    // Ids that a filtered listing returned and the full listing lacks, in listing order.
+    let mut missing_unused = Vec::new();
+    let mut missing_never_used = Vec::new();
+    {
+        let known: HashSet<&str> = listed
+            .tokens
+            .iter()
+            .map(|token| token.id.as_str())
+            .collect();
+        let mut missing_ids = HashSet::new();
+
+        if let (Some(instant), Some(unused)) = (last_used_le, unused) {
+            listed.last_used_le = Some(instant);
+            match unused {
+                Ok(listing) => {
+                    listed.last_used_le_count = Some(listing.tokens.len());
+                    let returned = distinct_ids(&listing.tokens, &mut listed.duplicates);
+                    listed.filter_disagreements += listed
+                        .tokens
+                        .iter()
+                        .filter(|token| token.last_used.is_some_and(|used| used <= instant))
+                        .filter(|token| !returned.contains(token.id.as_str()))
+                        .count();
+                    listed.filter_disagreements += listing
+                        .tokens
+                        .iter()
+                        .filter(|token| token.last_used.is_none_or(|used| used > instant))
+                        .count();
+                    missing_unused = unseen(&listing.tokens, &known, &mut missing_ids);
+                }
+                Err(error) => problems.push(format!("the lastUsed le listing failed: {error}")),
+            }
+        }
+
+        match never_used {
             Ok(listing) => {
-                listed.last_used_le_count = Some(listing.tokens.len());
-                let returned: std::collections::HashSet<&str> = listing
+                listed.never_used_count = Some(listing.tokens.len());
+                let returned = distinct_ids(&listing.tokens, &mut listed.duplicates);
+                listed.filter_disagreements += listed
                     .tokens
                     .iter()
-                    .map(|token| token.id.as_str())
-                    .collect();
-                let missed = listed
-                    .tokens
-                    .iter()
-                    .filter(|token| token.last_used.is_some_and(|used| used <= instant))
+                    .filter(|token| token.last_used.is_none())
                     .filter(|token| !returned.contains(token.id.as_str()))
                     .count();
-                listed.filter_disagreements += missed;
-                for token in listing.tokens.iter() {
-                    if token.last_used.is_none_or(|used| used > instant) {
-                        listed.filter_disagreements += 1;
-                    }
-                }
-                missing += merge(&mut listed, &mut index, listing.tokens);
+                listed.filter_disagreements += listing
+                    .tokens
+                    .iter()
+                    .filter(|token| token.last_used.is_some())
+                    .count();
+                missing_never_used = unseen(&listing.tokens, &known, &mut missing_ids);
             }
-            Err(error) => problems.push(format!("the lastUsed le listing failed: {error}")),
+            Err(error) => problems.push(format!("the lastUsed isnull listing failed: {error}")),
         }
     }
 
-    match client.list(ListFilter::LastUsedIsNull, owner_id).await {
-        Ok(listing) => {
-            listed.never_used_count = Some(listing.tokens.len());
-            let returned: std::collections::HashSet<&str> = listing
-                .tokens
-                .iter()
-                .map(|token| token.id.as_str())
-                .collect();
-            let missed = listed
-                .tokens
-                .iter()
-                .filter(|token| token.last_used.is_none() && !returned.contains(token.id.as_str()))
-                .count();
-            listed.filter_disagreements += missed;
-            listed.filter_disagreements += listing
-                .tokens
-                .iter()
-                .filter(|token| token.last_used.is_some())
-                .count();
-            missing += merge(&mut listed, &mut index, listing.tokens);
+    // Tokens that only a filtered listing showed are judged too, so that a report shows
+    // them; their listing is fetched again in full. This happens only when the full listing
+    // failed or lacks tokens, and then a breaker stops every delete of the run anyway.
+    let missing = missing_unused.len() + missing_never_used.len();
+    if let (Some(instant), false) = (last_used_le, missing_unused.is_empty()) {
+        let filter = ListFilter::LastUsedLe(instant);
+        if let Err(error) = add_tokens(client, filter, owner_id, &missing_unused, &mut listed).await
+        {
+            problems.push(format!(
+                "the lastUsed le listing failed when fetched again: {error}"
+            ));
         }
-        Err(error) => problems.push(format!("the lastUsed isnull listing failed: {error}")),
+    }
+    if !missing_never_used.is_empty() {
+        let filter = ListFilter::LastUsedIsNull;
+        if let Err(error) =
+            add_tokens(client, filter, owner_id, &missing_never_used, &mut listed).await
+        {
+            problems.push(format!(
+                "the lastUsed isnull listing failed when fetched again: {error}"
+            ));
+        }
     }
 
     if listed.complete && missing > 0 {
@@ -152,32 +198,65 @@ pub async fn list_tenant(
     Ok(listed)
 }
 
-fn insert(listed: &mut Listed, index: &mut HashMap<String, usize>, token: Token) -> bool {
-    if index.contains_key(&token.id) {
-        listed.duplicates += 1;
-        return false;
-    }
-    index.insert(token.id.clone(), listed.tokens.len());
-    listed.tokens.push(token);
-    true
+/// Drops every token whose id appeared earlier in the list; returns how many.
+fn drop_repeated(tokens: &mut Vec<Token>) -> usize {
+    let mut seen = HashSet::with_capacity(tokens.len());
+    let first: Vec<bool> = tokens
+        .iter()
+        .map(|token| seen.insert(token.id.as_str()))
+        .collect();
+    drop(seen);
+    let before = tokens.len();
+    let mut first = first.into_iter();
+    // `retain` visits the tokens once each, in order.
+    tokens.retain(|_| first.next().unwrap_or(true));
+    before - tokens.len()
 }
 
-/// Adds tokens from a filtered listing that the merged set lacks; returns how many.
-fn merge(listed: &mut Listed, index: &mut HashMap<String, usize>, tokens: Vec<Token>) -> usize {
-    let mut seen_here = std::collections::HashSet::new();
-    let mut added = 0;
-    for token in tokens {
-        if !seen_here.insert(token.id.clone()) {
-            listed.duplicates += 1;
-            continue;
-        }
-        if !index.contains_key(&token.id) {
-            index.insert(token.id.clone(), listed.tokens.len());
-            listed.tokens.push(token);
-            added += 1;
+/// Returns the distinct ids of a filtered listing and counts the repeated ones.
+fn distinct_ids<'a>(summaries: &'a [TokenSummary], duplicates: &mut usize) -> HashSet<&'a str> {
+    let mut ids = HashSet::with_capacity(summaries.len());
+    for summary in summaries {
+        if !ids.insert(summary.id.as_str()) {
+            *duplicates += 1;
         }
     }
-    added
+    ids
+}
+
+/// Returns, in order and once each, the ids of `summaries` that neither `known` nor
+/// `missing_ids` holds, and adds them to `missing_ids`.
+fn unseen(
+    summaries: &[TokenSummary],
+    known: &HashSet<&str>,
+    missing_ids: &mut HashSet<String>,
+) -> Vec<String> {
+    let mut unseen = Vec::new();
+    for summary in summaries {
+        if !known.contains(summary.id.as_str()) && missing_ids.insert(summary.id.clone()) {
+            unseen.push(summary.id.clone());
+        }
+    }
+    unseen
+}
+
+/// Lists `filter` again, in full, and appends the tokens with the given ids.
+async fn add_tokens(
+    client: &Client,
+    filter: ListFilter,
+    owner_id: Option<&str>,
+    ids: &[String],
+    listed: &mut Listed,
+) -> Result<(), IscError> {
+    let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let listing = client.list(filter, owner_id).await?;
+    let mut added = HashSet::new();
+    for token in listing.tokens {
+        if wanted.contains(token.id.as_str()) && added.insert(token.id.clone()) {
+            listed.tokens.push(token);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -191,34 +270,41 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn repeated_ids_are_dropped_and_counted() {
-        let mut listed = Listed::default();
-        let mut index = HashMap::new();
-        assert!(insert(&mut listed, &mut index, token("a")));
-        assert!(!insert(&mut listed, &mut index, token("a")));
-        assert!(insert(&mut listed, &mut index, token("b")));
-        assert_eq!(listed.tokens.len(), 2);
-        assert_eq!(listed.duplicates, 1);
+    fn summary(id: &str) -> TokenSummary {
+        TokenSummary {
+            id: id.to_owned(),
+            last_used: None,
+        }
     }
 
     #[test]
-    fn filtered_listing_adds_only_unseen_tokens() {
-        let mut listed = Listed::default();
-        let mut index = HashMap::new();
-        insert(&mut listed, &mut index, token("a"));
-        let added = merge(
-            &mut listed,
-            &mut index,
-            vec![token("a"), token("c"), token("c")],
+    fn repeated_ids_are_dropped_and_counted() {
+        let mut tokens = vec![token("a"), token("a"), token("b"), token("a")];
+        assert_eq!(drop_repeated(&mut tokens), 2);
+        let ids: Vec<&str> = tokens.iter().map(|token| token.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn filtered_listing_repeats_are_counted() {
+        let mut duplicates = 0;
+        let summaries = [summary("a"), summary("c"), summary("c")];
+        let ids = distinct_ids(&summaries, &mut duplicates);
+        assert_eq!(ids, HashSet::from(["a", "c"]));
+        assert_eq!(duplicates, 1);
+    }
+
+    #[test]
+    fn unseen_ids_are_reported_once() {
+        let known = HashSet::from(["a"]);
+        let mut missing = HashSet::new();
+        let first = unseen(
+            &[summary("a"), summary("c"), summary("c")],
+            &known,
+            &mut missing,
         );
-        assert_eq!(added, 1);
-        assert_eq!(listed.duplicates, 1);
-        let ids: Vec<&str> = listed
-            .tokens
-            .iter()
-            .map(|token| token.id.as_str())
-            .collect();
-        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(first, ["c"]);
+        let second = unseen(&[summary("c"), summary("d")], &known, &mut missing);
+        assert_eq!(second, ["d"]);
     }
 }

@@ -39,7 +39,8 @@ pub struct RunOptions {
     /// A forecast at a given instant: read the state, write nothing, delete nothing.
     pub forecast: bool,
     pub dry_run: bool,
-    /// Deletes in flight at once; the client's pacing still bounds the request rate.
+    /// Deletes in flight at once, at least; more when slow responses would keep the run below
+    /// the rate limit. The client's pacing bounds the request rate either way.
     pub delete_concurrency: usize,
     /// Set to `true` to stop starting deletes: the ones in flight finish and are recorded,
     /// the rest are deferred to the next run. The daemon sets it on SIGTERM.
@@ -226,7 +227,7 @@ async fn run_tenant_in_span(
     };
 
     let client = client.with_deadline(started + tenant.run_timeout);
-    let listed = match listing::list_tenant(
+    let mut listed = match listing::list_tenant(
         &client,
         tenant.owner_id.as_deref(),
         &config.policy,
@@ -384,10 +385,12 @@ async fn run_tenant_in_span(
         state.save().map_err(state_error)?;
     }
 
+    // The state was saved above; its map of first-flagged times is not needed any more.
+    drop(std::mem::take(&mut state.first_flagged));
     let tokens = collect_results(
         config,
-        listed.tokens.clone(),
-        &judgments,
+        std::mem::take(&mut listed.tokens),
+        judgments,
         assessments,
         &mut errors,
     );
@@ -402,7 +405,7 @@ async fn run_tenant_in_span(
         cutoffs: cutoffs(config, now),
         listing: ListingSummary {
             listed: listed.listed,
-            judged: listed.tokens.len(),
+            judged: tokens.len(),
             last_used_le: listed.last_used_le,
             last_used_le_count: listed.last_used_le_count,
             never_used_count: listed.never_used_count,
@@ -487,44 +490,54 @@ fn update_first_flagged(
     changes
 }
 
+/// Turns each token and its assessment into the token's result, in listing order.
+///
+/// The tokens, judgments and assessments are taken from the back, and their lists shrink as
+/// the results grow, so that a large tenant does not keep all of them in full at once.
 fn collect_results(
     config: &Config,
-    tokens: Vec<Token>,
-    judgments: &[crate::policy::Judgment],
-    assessments: Vec<Assessment>,
+    mut tokens: Vec<Token>,
+    mut judgments: Vec<crate::policy::Judgment>,
+    mut assessments: Vec<Assessment>,
     errors: &mut BTreeMap<usize, String>,
 ) -> Vec<TokenResult> {
-    tokens
-        .into_iter()
-        .zip(assessments)
-        .enumerate()
-        .map(|(index, (token, assessment))| {
-            let exemption = assessment
-                .exemption
-                .map(|index| (index, false))
-                .or(assessment.expired_exemption.map(|index| (index, true)))
-                .map(|(index, expired)| {
-                    let exemption = &config.exemptions[index];
-                    ExemptionNote {
-                        selector: exemption.selector(),
-                        reason: exemption.reason.clone(),
-                        until: exemption.until,
-                        expired,
-                    }
-                });
-            TokenResult {
-                token,
-                verdict: assessment.verdict,
-                outcome: assessment.outcome,
-                rules: config.policy.rule_names(&judgments[index]),
-                protections: assessment.protections,
-                exemption,
-                first_flagged: assessment.first_flagged,
-                grace_until: assessment.grace_until,
-                error: errors.remove(&index),
-            }
-        })
-        .collect()
+    let mut results = Vec::with_capacity(tokens.len());
+    while let (Some(token), Some(judgment), Some(assessment)) =
+        (tokens.pop(), judgments.pop(), assessments.pop())
+    {
+        let index = tokens.len();
+        let exemption = assessment
+            .exemption
+            .map(|index| (index, false))
+            .or(assessment.expired_exemption.map(|index| (index, true)))
+            .map(|(index, expired)| {
+                let exemption = &config.exemptions[index];
+                ExemptionNote {
+                    selector: exemption.selector(),
+                    reason: exemption.reason.clone(),
+                    until: exemption.until,
+                    expired,
+                }
+            });
+        results.push(TokenResult {
+            token,
+            verdict: assessment.verdict,
+            outcome: assessment.outcome,
+            rules: config.policy.rule_names(&judgment),
+            protections: assessment.protections,
+            exemption,
+            first_flagged: assessment.first_flagged,
+            grace_until: assessment.grace_until,
+            error: errors.remove(&index),
+        });
+        if tokens.capacity() > 2 * tokens.len() + 1024 {
+            tokens.shrink_to_fit();
+            judgments.shrink_to_fit();
+            assessments.shrink_to_fit();
+        }
+    }
+    results.reverse();
+    results
 }
 
 fn cutoffs(config: &Config, now: DateTime<Utc>) -> Vec<Cutoff> {

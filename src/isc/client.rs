@@ -28,8 +28,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::auth::TokenCache;
 use super::error::{ErrorDetails, bounded};
+use super::model::TokenSummary;
 use super::pacer::Pacer;
-use super::request::{Exchange, Operation};
+use super::request::{BodyMode, Exchange, ListBody, Operation};
 use super::stats::StatsRecorder;
 use super::url::Endpoints;
 use super::{IscError, Token};
@@ -275,6 +276,14 @@ pub struct Listing {
     pub server_date: Option<DateTime<Utc>>,
 }
 
+/// Result of one list request that kept only each token's id and last use.
+#[derive(Debug, Clone)]
+pub struct SummaryListing {
+    pub tokens: Vec<TokenSummary>,
+    /// The response's `Date` header.
+    pub server_date: Option<DateTime<Utc>>,
+}
+
 /// Result of one delete request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
@@ -324,10 +333,48 @@ impl Client {
         filter: ListFilter,
         owner_id: Option<&str>,
     ) -> Result<Listing, IscError> {
+        let (body, server_date) = self.list_body(filter, owner_id, BodyMode::Tokens).await?;
+        let tokens = match body {
+            ListBody::Tokens(tokens) => tokens,
+            ListBody::Summaries(_) => unreachable!("a token listing is parsed into tokens"),
+        };
+        Ok(Listing {
+            tokens,
+            server_date,
+        })
+    }
+
+    /// Lists like [`Client::list`], but keeps only the id and last use of each token. Every
+    /// token is still parsed and checked in full. A listing that only cross-checks the full
+    /// one costs a fraction of the memory this way.
+    pub async fn list_summaries(
+        &self,
+        filter: ListFilter,
+        owner_id: Option<&str>,
+    ) -> Result<SummaryListing, IscError> {
+        let (body, server_date) = self
+            .list_body(filter, owner_id, BodyMode::Summaries)
+            .await?;
+        let tokens = match body {
+            ListBody::Summaries(tokens) => tokens,
+            ListBody::Tokens(_) => unreachable!("a summary listing is parsed into summaries"),
+        };
+        Ok(SummaryListing {
+            tokens,
+            server_date,
+        })
+    }
+
+    async fn list_body(
+        &self,
+        filter: ListFilter,
+        owner_id: Option<&str>,
+        mode: BodyMode,
+    ) -> Result<(ListBody, Option<DateTime<Utc>>), IscError> {
         let url = self.inner.endpoints.list(&filter, owner_id);
         let exchange = self
             .inner
-            .execute(Operation::List, self.deadline, &|http| {
+            .execute(Operation::List, mode, self.deadline, &|http| {
                 http.get(url.clone()).header(ACCEPT, "application/json")
             })
             .await?;
@@ -335,25 +382,25 @@ impl Client {
         if exchange.status != 200 {
             return Err(self.inner.error_for(Operation::List, &exchange));
         }
-        let tokens: Vec<Token> =
-            serde_json::from_slice(&exchange.body).map_err(|err| IscError::Decode {
-                status: exchange.status,
-                message: bounded(
-                    &format!("the token list is not a JSON array of tokens: {err}"),
-                    super::error::MAX_MESSAGE_CHARS,
-                ),
-            })?;
         let server_date = exchange
             .headers
             .get(DATE)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| httpdate::parse_http_date(value).ok())
             .map(DateTime::<Utc>::from);
-
-        Ok(Listing {
-            tokens,
-            server_date,
-        })
+        let body = match exchange.tokens {
+            Some(parsed) => parsed,
+            // A 200 is a success, so its body was parsed as it arrived.
+            None => Err("the body was not parsed".to_owned()),
+        }
+        .map_err(|reason| IscError::Decode {
+            status: exchange.status,
+            message: bounded(
+                &format!("the token list is not a JSON array of tokens: {reason}"),
+                super::error::MAX_MESSAGE_CHARS,
+            ),
+        })?;
+        Ok((body, server_date))
     }
 
     /// Deletes one token by id. A 404 means the token does not exist (any more) and is
@@ -362,7 +409,7 @@ impl Client {
         let url = self.inner.endpoints.token_by_id(id)?;
         let exchange = self
             .inner
-            .execute(Operation::Delete, self.deadline, &|http| {
+            .execute(Operation::Delete, BodyMode::Bytes, self.deadline, &|http| {
                 http.delete(url.clone()).header(ACCEPT, "application/json")
             })
             .await?;
@@ -379,6 +426,18 @@ impl Client {
     /// Returns a snapshot of the request counters shared by this client and its clones.
     pub fn stats(&self) -> RequestStats {
         self.inner.stats.snapshot()
+    }
+
+    /// Returns the mean latency of the delete requests sent so far, retries included, or
+    /// `None` before the first one completed.
+    pub fn mean_delete_latency(&self) -> Option<Duration> {
+        self.inner.stats.mean_latency(Operation::Delete.as_str())
+    }
+
+    /// Returns the rate limit the client paces its requests under: requests per window.
+    pub fn rate_limit(&self) -> (u32, Duration) {
+        let settings = &self.inner.settings;
+        (settings.rate_limit_requests, settings.rate_limit_window)
     }
 }
 

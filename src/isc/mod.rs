@@ -6,6 +6,7 @@
 //! token as the list endpoint returns it. What to list and what to delete is the audit's
 //! decision, not the client's.
 
+mod array;
 mod auth;
 pub mod client;
 pub mod error;
@@ -18,7 +19,7 @@ pub(crate) mod url;
 
 pub use client::{
     ApiVersion, Client, ClientSettings, DeleteOutcome, LATENCY_BUCKETS_SECONDS, LatencyHistogram,
-    ListFilter, Listing, ParseApiVersionError, RequestStats, USER_AGENT,
+    ListFilter, Listing, ParseApiVersionError, RequestStats, SummaryListing, USER_AGENT,
 };
 pub use error::IscError;
-pub use model::{Owner, Token};
+pub use model::{Owner, Token, TokenSummary};

@@ -29,14 +29,16 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::IscError;
+use super::array::ArrayParser;
 use super::auth::{CachedToken, parse_token_response};
 use super::client::Inner;
 use super::error::{MAX_MESSAGE_CHARS, bounded};
+use super::model::TokenSummary;
 use super::retry::{
     StatusRetry, backoff_delay, classify_status, parse_retry_after, rate_limited_delay,
     transient_delay,
 };
+use super::{IscError, Token};
 
 /// Maximum number of error body bytes read. The message the client keeps is much shorter.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
@@ -67,7 +69,10 @@ impl Operation {
 pub(crate) struct Exchange {
     pub status: u16,
     pub headers: HeaderMap,
+    /// The body, except that of a successful list, which is parsed into `tokens` instead.
     pub body: Vec<u8>,
+    /// The tokens of a successful list, or why its body is not a JSON array of tokens.
+    pub tokens: Option<Result<ListBody, String>>,
     /// The access token the request carried, so errors can redact it.
     pub bearer: Option<SecretString>,
 }
@@ -83,6 +88,24 @@ struct Response {
     status: u16,
     headers: HeaderMap,
     body: Vec<u8>,
+    tokens: Option<Result<ListBody, String>>,
+}
+
+/// The part of a successful response body that the client keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyMode {
+    /// The bytes.
+    Bytes,
+    /// Each listed token, parsed as the body arrives.
+    Tokens,
+    /// Each listed token parsed, then only its id and last use.
+    Summaries,
+}
+
+/// A list body parsed according to its [`BodyMode`].
+pub(crate) enum ListBody {
+    Tokens(Vec<Token>),
+    Summaries(Vec<TokenSummary>),
 }
 
 /// A retry decision: how long to wait, and whether the wait is for the rate limit.
@@ -96,6 +119,7 @@ impl Inner {
     pub(crate) async fn execute(
         &self,
         operation: Operation,
+        body: BodyMode,
         deadline: Option<Instant>,
         build: &RequestFactory<'_>,
     ) -> Result<Exchange, IscError> {
@@ -120,7 +144,7 @@ impl Inner {
 
             let attempt = retry + 1 + u32::from(renewed_after_401);
             let next = match self
-                .send_once(operation, build, bearer.as_ref(), attempt, deadline)
+                .send_once(operation, body, build, bearer.as_ref(), attempt, deadline)
                 .await?
             {
                 Ok(response) => {
@@ -161,6 +185,7 @@ impl Inner {
                                 status: response.status,
                                 headers: response.headers,
                                 body: response.body,
+                                tokens: response.tokens,
                                 bearer,
                             });
                         }
@@ -210,6 +235,7 @@ impl Inner {
     async fn send_once(
         &self,
         operation: Operation,
+        body: BodyMode,
         build: &RequestFactory<'_>,
         bearer: Option<&SecretString>,
         attempt: u32,
@@ -222,8 +248,8 @@ impl Inner {
 
         let started = Instant::now();
         let sent = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, send(request)).await,
-            None => Ok(send(request).await),
+            Some(deadline) => tokio::time::timeout_at(deadline, send(request, body)).await,
+            None => Ok(send(request, body).await),
         };
         let latency = started.elapsed();
         let duration_ms = latency.as_millis() as u64;
@@ -308,7 +334,7 @@ impl Inner {
         ];
         let url = &self.endpoints.token;
         let exchange = self
-            .execute(Operation::Token, deadline, &|http| {
+            .execute(Operation::Token, BodyMode::Bytes, deadline, &|http| {
                 http.post(url.clone())
                     .header(ACCEPT, "application/json")
                     .form(&form)
@@ -339,10 +365,31 @@ impl Inner {
 }
 
 /// Sends one request and reads its body: all of it on success, a bounded prefix otherwise.
-async fn send(request: reqwest::RequestBuilder) -> Result<Response, reqwest::Error> {
+/// A successful list body is parsed as it arrives, per `mode`, instead of being kept.
+async fn send(
+    request: reqwest::RequestBuilder,
+    mode: BodyMode,
+) -> Result<Response, reqwest::Error> {
     let mut response = request.send().await?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
+
+    if response.status().is_success() && mode != BodyMode::Bytes {
+        let tokens = match mode {
+            BodyMode::Summaries => parse_list(&mut response, ArrayParser::new(TokenSummary::from))
+                .await?
+                .map(ListBody::Summaries),
+            _ => parse_list(&mut response, ArrayParser::new(|token: Token| token))
+                .await?
+                .map(ListBody::Tokens),
+        };
+        return Ok(Response {
+            status,
+            headers,
+            body: Vec::new(),
+            tokens: Some(tokens),
+        });
+    }
 
     let body = if response.status().is_success() {
         Vec::from(response.bytes().await?)
@@ -361,7 +408,23 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Response, reqwest::Err
         status,
         headers,
         body,
+        tokens: None,
     })
+}
+
+/// Feeds the body to `parser` chunk by chunk. The outer error is a transport failure. The
+/// inner one is a body that is not a JSON array of tokens, and reading stops at the first
+/// invalid element.
+async fn parse_list<U>(
+    response: &mut reqwest::Response,
+    mut parser: ArrayParser<Token, U>,
+) -> Result<Result<Vec<U>, String>, reqwest::Error> {
+    while let Some(chunk) = response.chunk().await? {
+        if let Err(reason) = parser.feed(&chunk) {
+            return Ok(Err(reason));
+        }
+    }
+    Ok(parser.finish())
 }
 
 /// Checks whether a failed attempt may succeed when repeated. Timeouts, connection failures

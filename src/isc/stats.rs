@@ -110,6 +110,17 @@ impl StatsRecorder {
         self.lock().clone()
     }
 
+    /// Returns the mean latency of the requests of `operation` so far, without copying the
+    /// counters.
+    pub fn mean_latency(&self, operation: &str) -> Option<Duration> {
+        let stats = self.lock();
+        let histogram = stats.latency.get(operation)?;
+        let count = u32::try_from(histogram.count)
+            .ok()
+            .filter(|count| *count > 0)?;
+        Some(histogram.sum / count)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, RequestStats> {
         // The counters stay consistent even if a holder panicked, because every update is a
         // single addition.
@@ -164,5 +175,19 @@ mod tests {
         assert_eq!(stats.retries, 1);
         assert_eq!(stats.rate_limited, 1);
         assert_eq!(stats.rate_limit_wait, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn mean_latency_per_operation() {
+        let recorder = StatsRecorder::default();
+        assert_eq!(recorder.mean_latency("delete"), None);
+        recorder.record_request("delete", Some(204), Duration::from_millis(100));
+        recorder.record_request("delete", Some(204), Duration::from_millis(300));
+        recorder.record_request("list", Some(200), Duration::from_secs(5));
+        assert_eq!(
+            recorder.mean_latency("delete"),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(recorder.mean_latency("list"), Some(Duration::from_secs(5)));
     }
 }
