@@ -344,9 +344,9 @@ impl Client {
         })
     }
 
-    /// Lists like [`Client::list`], but keeps only the id and last use of each token. Every
-    /// token is still parsed and checked in full. A listing that only cross-checks the full
-    /// one costs a fraction of the memory this way.
+    /// Lists like [`Client::list`], but reads only the id and last use of each token, after
+    /// checking the fields every token must have ([`TokenSummary`]). A listing that only
+    /// cross-checks the full one costs a fraction of the time and memory this way.
     pub async fn list_summaries(
         &self,
         filter: ListFilter,

@@ -98,7 +98,7 @@ pub(crate) enum BodyMode {
     Bytes,
     /// Each listed token, parsed as the body arrives.
     Tokens,
-    /// Each listed token parsed, then only its id and last use.
+    /// The id and last use of each listed token, see [`TokenSummary`].
     Summaries,
 }
 
@@ -376,9 +376,12 @@ async fn send(
 
     if response.status().is_success() && mode != BodyMode::Bytes {
         let tokens = match mode {
-            BodyMode::Summaries => parse_list(&mut response, ArrayParser::new(TokenSummary::from))
-                .await?
-                .map(ListBody::Summaries),
+            BodyMode::Summaries => parse_list(
+                &mut response,
+                ArrayParser::new(|summary: TokenSummary| summary),
+            )
+            .await?
+            .map(ListBody::Summaries),
             _ => parse_list(&mut response, ArrayParser::new(|token: Token| token))
                 .await?
                 .map(ListBody::Tokens),
@@ -415,9 +418,9 @@ async fn send(
 /// Feeds the body to `parser` chunk by chunk. The outer error is a transport failure. The
 /// inner one is a body that is not a JSON array of tokens, and reading stops at the first
 /// invalid element.
-async fn parse_list<U>(
+async fn parse_list<T: serde::de::DeserializeOwned, U>(
     response: &mut reqwest::Response,
-    mut parser: ArrayParser<Token, U>,
+    mut parser: ArrayParser<T, U>,
 ) -> Result<Result<Vec<U>, String>, reqwest::Error> {
     while let Some(chunk) = response.chunk().await? {
         if let Err(reason) = parser.feed(&chunk) {

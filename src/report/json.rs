@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
 
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -15,7 +16,7 @@ use crate::isc::Token;
 use crate::policy::Action;
 use crate::safety::{Breaker, Outcome, Protection};
 
-use super::{instant, reason};
+use super::reason;
 
 // The report is serialized straight from these borrowed views instead of through a
 // `serde_json::Value` tree, which for a tenant of 100,000 tokens cost several hundred MiB
@@ -271,6 +272,51 @@ fn breaker_json(breaker: &Breaker) -> Value {
     value
 }
 
+/// Formats an instant exactly as [`super::instant`] does: RFC 3339 in UTC with `Z`, and 3, 6
+/// or 9 fraction digits when there is a fraction. It skips chrono's general formatter,
+/// which took a tenth of the time spent writing a large report.
+fn instant(value: DateTime<Utc>) -> String {
+    let (year, nanos) = (value.year(), value.nanosecond());
+    // Years outside 0 to 9999 need a sign, and leap seconds a 60; chrono handles both.
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return super::instant(value);
+    }
+
+    let mut text = String::with_capacity(30);
+    push_digits(&mut text, year as u32, 4);
+    text.push('-');
+    push_digits(&mut text, value.month(), 2);
+    text.push('-');
+    push_digits(&mut text, value.day(), 2);
+    text.push('T');
+    push_digits(&mut text, value.hour(), 2);
+    text.push(':');
+    push_digits(&mut text, value.minute(), 2);
+    text.push(':');
+    push_digits(&mut text, value.second(), 2);
+    if nanos != 0 {
+        text.push('.');
+        if nanos % 1_000_000 == 0 {
+            push_digits(&mut text, nanos / 1_000_000, 3);
+        } else if nanos % 1_000 == 0 {
+            push_digits(&mut text, nanos / 1_000, 6);
+        } else {
+            push_digits(&mut text, nanos, 9);
+        }
+    }
+    text.push('Z');
+    text
+}
+
+/// Appends `value` in decimal, zero-padded to `width` digits.
+fn push_digits(text: &mut String, value: u32, width: u32) {
+    let mut divisor = 10u32.pow(width - 1);
+    while divisor > 0 {
+        text.push(char::from(b'0' + (value / divisor % 10) as u8));
+        divisor /= 10;
+    }
+}
+
 /// Builds the JSON report of a run as a value.
 pub fn to_json(run: &Run) -> Value {
     serde_json::to_value(report(run)).expect("the report serializes to JSON")
@@ -283,4 +329,40 @@ pub fn render_json(run: &Run, out: &mut dyn Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut out, &report(run))?;
     writeln!(out)?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn instant_matches_shared_formatter() {
+        let base = Utc.with_ymd_and_hms(2026, 3, 9, 7, 5, 4).unwrap();
+        let nanos = [
+            0,
+            1,
+            999,
+            1_000,
+            120_000,
+            5_000_000,
+            500_000_000,
+            123_456_789,
+            999_999_999,
+        ];
+        for nano in nanos {
+            let value = base + chrono::TimeDelta::nanoseconds(nano);
+            assert_eq!(instant(value), super::super::instant(value), "{nano} ns");
+        }
+        let edges = [
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
+        ];
+        for value in edges {
+            assert_eq!(instant(value), super::super::instant(value), "{value:?}");
+        }
+    }
 }
