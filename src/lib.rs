@@ -14,6 +14,10 @@
 //! - [`sim`]: the simulated tenant used by `patrol sim`, `patrol demo`, tests and
 //!   benchmarks.
 //!
+//! The daemon, `patrol run`, adds [`schedule`] (when each tenant's runs start),
+//! [`daemon`] (workers, reload, stop, systemd notifications), [`metrics`] and [`http`]
+//! (`/metrics`, `/healthz`, `/readyz`), and [`logging`] (stderr or journald).
+//!
 //! The binary in `main.rs` only parses arguments and wires these together through [`cli`].
 
 #![forbid(unsafe_code)]
@@ -21,9 +25,14 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod http;
 pub mod isc;
+pub mod logging;
+pub mod metrics;
 pub mod policy;
 pub mod report;
 pub mod safety;
+pub mod schedule;
 pub mod sim;
 pub mod state;

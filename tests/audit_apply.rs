@@ -12,30 +12,7 @@ use serde_json::Value;
 
 /// The contract tokens moved in time so that now looks like the contract instant.
 fn contract_tenant(workspace: &Workspace, extra: &[&str]) -> Sim {
-    let tokens = shift_tokens(
-        &std::fs::read_to_string(common::TOKENS_FIXTURE).unwrap(),
-        shift_to_now(),
-    );
-    let path = workspace.write("tokens.json", &tokens);
-    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
-    let mut args = vec![
-        "--tokens",
-        path.to_str().unwrap(),
-        "--client",
-        credentials.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    Sim::start(&args)
-}
-
-async fn sim_token_ids(sim: &Sim) -> BTreeSet<String> {
-    sim.control_get("/_sim/tokens")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|token| token["id"].as_str().unwrap().to_owned())
-        .collect()
+    start_sim(workspace, &contract_tokens_now(), extra)
 }
 
 fn contract_ids(predicate: impl Fn(&Value) -> bool) -> BTreeSet<String> {
@@ -208,16 +185,7 @@ fn stale_tenant(workspace: &Workspace, count: usize, extra: &[&str]) -> Sim {
             Some(last_used),
         ));
     }
-    let path = workspace.write("tokens.json", &serde_json::to_string(&tokens).unwrap());
-    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
-    let mut args = vec![
-        "--tokens",
-        path.to_str().unwrap(),
-        "--client",
-        credentials.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    Sim::start(&args)
+    start_sim(workspace, &serde_json::to_string(&tokens).unwrap(), extra)
 }
 
 /// A policy deleting tokens unused for 90 days, with the given rate limit and safety lines.
@@ -302,4 +270,35 @@ async fn throttled_tenant_still_gets_every_delete() {
         assert!(peak <= 20, "{peak} requests in one 2 s window: {stats}");
     }
     assert!(report["requests"]["rate_limited"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn stricter_server_limit_slows_but_loses_nothing() {
+    let workspace = Workspace::new();
+    // The tenant allows 5 requests per second; patrol is configured for ISC's 100 per 10 s.
+    let sim = stale_tenant(&workspace, 20, &["--rate-limit", "5", "--rate-window", "1"]);
+    let policy_text = stale_policy(
+        100,
+        "10s",
+        "grace_period = \"0s\"\nmax_deletions_per_run = 100\nmax_deletion_percent = 100",
+    );
+    let policy = workspace.policy(&policy_text, &sim.base_url);
+
+    let output = patrol(&[
+        "audit",
+        "--config",
+        policy.to_str().unwrap(),
+        "--apply",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let report = json_report(&output);
+    assert_eq!(ids_with_outcome(&report, "deleted").len(), 20);
+    assert_eq!(
+        sim_token_ids(&sim).await,
+        BTreeSet::from([CLIENT_ID.to_owned()])
+    );
+    assert!(sim.stats().await["rate_limited"].as_u64().unwrap() > 0);
 }

@@ -139,3 +139,33 @@ async fn missing_secret_exits_config() {
     assert_eq!(output.status.code(), Some(78), "{}", describe(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains(SECRET_ENV));
 }
+
+#[tokio::test]
+async fn log_section_applies_to_audit() {
+    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
+    let sim = Sim::start(&["--tokens", common::TOKENS_FIXTURE, "--client", &credentials]);
+    let workspace = Workspace::new();
+    let policy_text = format!(
+        "{}\n[log]\nlevel = \"warn\"\nformat = \"json\"\n",
+        std::fs::read_to_string(POLICY_FIXTURE).unwrap()
+    );
+    let policy = workspace.policy(&policy_text, &sim.base_url);
+
+    let output = patrol_with_env(
+        &[
+            "audit",
+            "--config",
+            policy.to_str().unwrap(),
+            "--as-of",
+            CONTRACT_INSTANT,
+        ],
+        &[(SECRET_ENV, CLIENT_SECRET), ("RUST_LOG", "")],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("run started"),
+        "INFO lines despite level = \"warn\": {stderr}"
+    );
+}

@@ -7,31 +7,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::Sim;
 use common::patrol::*;
 use serde_json::Value;
 
 const BREAKER_EXIT: i32 = 3;
-
-fn contract_tokens_now() -> String {
-    shift_tokens(
-        &std::fs::read_to_string(common::TOKENS_FIXTURE).unwrap(),
-        shift_to_now(),
-    )
-}
-
-fn start_sim(workspace: &Workspace, tokens: &str, extra: &[&str]) -> Sim {
-    let path = workspace.write("tokens.json", tokens);
-    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
-    let mut args = vec![
-        "--tokens",
-        path.to_str().unwrap(),
-        "--client",
-        credentials.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    Sim::start(&args)
-}
 
 fn contract_policy(settings: &[(&str, &str)]) -> String {
     let mut text = std::fs::read_to_string(POLICY_FIXTURE).unwrap();
@@ -53,16 +32,6 @@ async fn audit_json(policy: &Path, extra: &[&str]) -> (Option<i32>, Value) {
     let output = patrol(&args).await;
     let report = json_report(&output);
     (output.status.code(), report)
-}
-
-async fn sim_token_ids(sim: &Sim) -> BTreeSet<String> {
-    sim.control_get("/_sim/tokens")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|token| token["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 fn read_state(workspace: &Workspace) -> Value {
@@ -319,7 +288,14 @@ async fn ignored_filters_change_no_deletion() {
 async fn forecast_shows_future_deletions_and_writes_nothing() {
     let workspace = Workspace::new();
     let sim = start_sim(&workspace, &contract_tokens_now(), &[]);
-    let policy = workspace.policy(&contract_policy(&[]), &sim.base_url);
+    // A budget of 3 per run and a 10% breaker: ten daily runs can still delete them all.
+    let policy = workspace.policy(
+        &contract_policy(&[
+            ("max_deletions_per_run", "3"),
+            ("max_deletion_percent", "10"),
+        ]),
+        &sim.base_url,
+    );
     let in_ten_days = (Utc::now() + TimeDelta::days(10)).to_rfc3339();
 
     let (code, report) = audit_json(&policy, &["--as-of", &in_ten_days]).await;
@@ -346,7 +322,12 @@ async fn forecast_shows_future_deletions_and_writes_nothing() {
         report_token(&report, "bbbb0000000000000000000000000016")["outcome"],
         "grace"
     );
-    assert!(!workspace.state_dir().join("acme/state.json").exists());
+    assert!(ids_with_outcome(&report, "deferred").is_empty(), "{report}");
+    assert!(report["breaker"].is_null(), "{}", report["breaker"]);
+    assert!(
+        !workspace.state_dir().exists(),
+        "a forecast created the state directory"
+    );
     assert_eq!(sim.stats().await["deletes"], 0);
 }
 
@@ -370,7 +351,10 @@ async fn explain_names_rules_protections_and_outcome() {
     assert!(text.contains("no match never-used-30d"), "{text}");
     assert!(text.contains("managed: yes"), "{text}");
     assert!(text.contains("outcome: protected"), "{text}");
-    assert!(!workspace.state_dir().join("acme/state.json").exists());
+    assert!(
+        !workspace.state_dir().exists(),
+        "--explain created the state directory"
+    );
 
     let missing = patrol(&[
         "audit",

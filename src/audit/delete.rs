@@ -1,8 +1,10 @@
 //! Deleting the tokens a run decided to delete, a few at a time.
 //!
 //! Each delete is bracketed in the audit log: the intent is appended and synced to disk
-//! before the request is sent, and the result is appended when the answer arrives. If the
-//! intent cannot be written, that token and every later one are not deleted. The client
+//! before the request is sent, and the result (synced too) when the response arrives. Both
+//! carry the token's metadata and matching rules. If the intent cannot be written, that
+//! token and every later one are not deleted. A result that cannot be written leaves its
+//! intent open; the caller reports it in `run_finished`, so that the next run reconciles it. The client
 //! paces the requests; the concurrency here only keeps the pipeline full when the API is
 //! slow to answer. It starts at the caller's number and grows while the mean delete latency
 //! times the rate limit needs more requests in flight, up to the limit of one window.
@@ -12,18 +14,20 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::isc::{Client, DeleteOutcome, Token};
-use crate::policy::{Judgment, Policy};
 use crate::safety::Outcome;
-use crate::state::{AuditLog, Event};
+use crate::state::{AuditLog, DeleteStatus, EventKind, Record};
 
 /// The result of deleting one token.
 #[derive(Debug)]
 pub struct DeleteResult {
     pub outcome: Outcome,
     pub error: Option<String>,
+    /// Whether the audit log contains this result (or no intent was written for it).
+    pub recorded: bool,
 }
 
 /// Deletes the tokens at `order` (indexes into `tokens`) and returns each one's result.
+/// `rules[i]` names the rules that match `tokens[i]`.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site passes the run's parts"
@@ -32,8 +36,7 @@ pub async fn delete_all(
     client: &Client,
     tokens: &[Token],
     order: &[usize],
-    judgments: &[Judgment],
-    policy: &Policy,
+    rules: &[Vec<String>],
     log: &mut AuditLog,
     run_id: &str,
     tenant: &str,
@@ -52,12 +55,14 @@ pub async fn delete_all(
         while stopped.is_none() && !stopping() && in_flight.len() < allowed {
             let Some(index) = pending.next() else { break };
             let token = &tokens[index];
-            let intent = Event {
-                token: Some(token),
-                rules: policy.rule_names(&judgments[index]),
-                ..Event::new("delete_intent", run_id, tenant)
-            };
-            if let Err(error) = synced(|| log.append(&intent, true)) {
+            let intent = Record::for_token(
+                EventKind::DeleteIntent,
+                run_id,
+                tenant,
+                token,
+                rules[index].clone(),
+            );
+            if let Err(error) = synced(|| log.append(intent, true)) {
                 tracing::error!(%error, token_id = %token.id, "cannot record the delete intent; no further token is deleted in this run");
                 let message = format!("not deleted: the audit log is not writable ({error})");
                 results.push((
@@ -65,6 +70,7 @@ pub async fn delete_all(
                     DeleteResult {
                         outcome: Outcome::Failed,
                         error: Some(message.clone()),
+                        recorded: true,
                     },
                 ));
                 stopped = Some(message);
@@ -72,7 +78,8 @@ pub async fn delete_all(
             }
             let client = client.clone();
             let id = token.id.clone();
-            in_flight.spawn(async move { (index, client.delete(&id).await) });
+            let delete = async move { (index, client.delete(&id).await) };
+            in_flight.spawn(tracing::Instrument::in_current_span(delete));
         }
 
         let Some(joined) = in_flight.join_next().await else {
@@ -80,31 +87,49 @@ pub async fn delete_all(
         };
         let (index, answer) = joined.expect("delete tasks do not panic");
         let token = &tokens[index];
-        let result = match answer {
-            Ok(DeleteOutcome::Deleted) => DeleteResult {
-                outcome: Outcome::Deleted,
-                error: None,
-            },
-            Ok(DeleteOutcome::AlreadyGone) => DeleteResult {
-                outcome: Outcome::Gone,
-                error: None,
-            },
+        let (mut result, status) = match answer {
+            Ok(DeleteOutcome::Deleted) => (
+                DeleteResult {
+                    outcome: Outcome::Deleted,
+                    error: None,
+                    recorded: true,
+                },
+                DeleteStatus::Deleted,
+            ),
+            Ok(DeleteOutcome::AlreadyGone) => (
+                DeleteResult {
+                    outcome: Outcome::Gone,
+                    error: None,
+                    recorded: true,
+                },
+                DeleteStatus::Gone,
+            ),
             Err(error) => {
                 tracing::warn!(tenant, token_id = %token.id, token_name = %token.name, %error, "delete failed");
-                DeleteResult {
-                    outcome: Outcome::Failed,
-                    error: Some(error.to_string()),
-                }
+                (
+                    DeleteResult {
+                        outcome: Outcome::Failed,
+                        error: Some(error.to_string()),
+                        recorded: true,
+                    },
+                    DeleteStatus::Failed,
+                )
             }
         };
-        let event = Event {
-            token: Some(token),
-            result: Some(result.outcome.as_str()),
-            message: result.error.clone(),
-            ..Event::new("delete_result", run_id, tenant)
+        let record = Record {
+            result: Some(status),
+            error: result.error.clone(),
+            ..Record::for_token(
+                EventKind::DeleteResult,
+                run_id,
+                tenant,
+                token,
+                rules[index].clone(),
+            )
         };
-        if let Err(error) = synced(|| log.append(&event, true)) {
-            tracing::error!(%error, token_id = %token.id, "cannot record the delete result");
+        if let Err(error) = synced(|| log.append(record, true)) {
+            tracing::error!(%error, token_id = %token.id, "cannot record the delete result; the next run reconciles it");
+            result.recorded = false;
         }
         results.push((index, result));
     }
@@ -116,6 +141,27 @@ pub async fn delete_all(
                 DeleteResult {
                     outcome: Outcome::Failed,
                     error: Some(message.clone()),
+                    recorded: true,
+                },
+            ));
+        }
+    } else {
+        // Stopping: deletes not yet started wait for the next run, first in line.
+        let deferred: Vec<usize> = pending.collect();
+        if !deferred.is_empty() {
+            tracing::info!(
+                tenant,
+                deferred = deferred.len(),
+                "stopping: deletes not yet started are deferred to the next run"
+            );
+        }
+        for index in deferred {
+            results.push((
+                index,
+                DeleteResult {
+                    outcome: Outcome::Deferred,
+                    error: None,
+                    recorded: true,
                 },
             ));
         }

@@ -3,13 +3,18 @@
 //! The run reads top to bottom in [`run_tenant`]. Every token is judged locally; ids are
 //! collected in full before the first delete; each delete is written to the audit log
 //! before its request and after it; the first-flagged times are saved before any delete
-//! and again after the last one. A forecast (`--as-of`) reads the state but writes nothing
-//! and deletes nothing.
+//! and again after the last one. Deletes that an earlier process left without a result are
+//! reconciled right after the listing. The run's JSON and Markdown reports are written to
+//! the state directory at the end. A forecast (`--as-of`) reads the state but writes
+//! nothing and deletes nothing.
 
 mod delete;
 mod listing;
+mod recovery;
+mod trail;
 
 pub use listing::is_unreachable;
+pub use recovery::Recovered;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,7 +28,8 @@ use crate::policy::{Action, LAST_USED_GRANULARITY};
 use crate::safety::{
     self, Assessment, Breaker, BreakerInputs, Context, Outcome, Protection, check_breakers,
 };
-use crate::state::{AuditLog, Event, StateError, TenantState};
+use crate::state::{AuditLog, DeleteStatus, EventKind, Record, Rotation, StateError, TenantState};
+use trail::{FlagChanges, Trail};
 
 /// How one run is carried out.
 #[derive(Debug, Clone)]
@@ -44,7 +50,7 @@ pub struct RunOptions {
 /// Why a run could not judge the tenant at all.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("tenant {tenant} is unreachable or rejected patrol's credentials: {source}")]
+    #[error("tenant {tenant}: {source}; {}", unreachable_hint(source))]
     Unreachable {
         tenant: String,
         #[source]
@@ -56,6 +62,24 @@ pub enum RunError {
         #[source]
         source: StateError,
     },
+}
+
+/// What to check when a tenant cannot be listed, by cause.
+fn unreachable_hint(error: &IscError) -> &'static str {
+    match error {
+        IscError::Authentication { .. } => {
+            "check client_id and the client secret: they must be the id and secret of the \
+             auditor's personal access token"
+        }
+        IscError::Forbidden { .. } => {
+            "the auditor's token lacks rights: it needs the scope \
+             sp:all-personal-access-tokens:manage on an identity allowed to list every owner's tokens"
+        }
+        IscError::DeadlineExceeded => {
+            "the run did not finish within run_timeout; check that api_url is reachable or raise run_timeout"
+        }
+        _ => "check api_url and that the tenant is reachable from this host",
+    }
 }
 
 /// The exemption that decided a token's outcome, or that no longer applies.
@@ -123,6 +147,8 @@ pub struct Run {
     pub breaker: Option<Breaker>,
     pub max_deletions_per_run: usize,
     pub tokens: Vec<TokenResult>,
+    /// Deletes of earlier runs left without a result, reconciled by this run.
+    pub recovered: Vec<Recovered>,
     pub requests: RequestStats,
 }
 
@@ -143,7 +169,19 @@ impl Run {
 }
 
 /// Audits one tenant once.
+///
+/// Every log line of the run, the client's retries included, carries the tenant's name.
 pub async fn run_tenant(
+    config: &Config,
+    tenant: &Tenant,
+    client: &Client,
+    options: &RunOptions,
+) -> Result<Run, RunError> {
+    let span = tracing::info_span!("run", tenant = %tenant.name);
+    tracing::Instrument::instrument(run_tenant_in_span(config, tenant, client, options), span).await
+}
+
+async fn run_tenant_in_span(
     config: &Config,
     tenant: &Tenant,
     client: &Client,
@@ -158,21 +196,35 @@ pub async fn run_tenant(
         source,
     };
 
-    let mut state = TenantState::open(&config.state_dir, &tenant.name).map_err(state_error)?;
-    let mut log = if options.forecast {
+    let mut state = if options.forecast {
+        TenantState::read_only(&config.state_dir, &tenant.name)
+    } else {
+        TenantState::open(&config.state_dir, &tenant.name).map_err(state_error)?
+    };
+    let log = if options.forecast {
         None
     } else {
-        Some(AuditLog::open(state.dir()).map_err(state_error)?)
+        Some(
+            AuditLog::open(
+                state.dir(),
+                Rotation::with_max_bytes(config.audit_log_max_bytes),
+            )
+            .map_err(state_error)?,
+        )
     };
+    let mut trail = Trail::new(log, &run_id, &tenant.name);
     let dry_run = options.dry_run || options.forecast;
-    record(
-        &mut log,
-        Event {
-            details: Some(serde_json::json!({ "dry_run": dry_run, "as_of": now })),
-            ..Event::new("run_started", &run_id, &tenant.name)
-        },
-    );
+    trail.record(Record {
+        dry_run: Some(dry_run),
+        as_of: Some(now),
+        ..trail.event(EventKind::RunStarted)
+    });
     tracing::info!(tenant = %tenant.name, run_id = %run_id, dry_run, as_of = %now, "run started");
+    let open_intents = if options.forecast {
+        Vec::new()
+    } else {
+        crate::state::open_intents(state.dir()).map_err(state_error)?
+    };
 
     let client = client.with_deadline(started + tenant.run_timeout);
     let mut listed = match listing::list_tenant(
@@ -185,19 +237,32 @@ pub async fn run_tenant(
     {
         Ok(listed) => listed,
         Err(source) => {
-            record(
-                &mut log,
-                Event {
-                    message: Some(source.to_string()),
-                    ..Event::new("run_failed", &run_id, &tenant.name)
-                },
-            );
+            trail.record(Record {
+                error: Some(source.to_string()),
+                ..trail.event(EventKind::RunFailed)
+            });
             return Err(RunError::Unreachable {
                 tenant: tenant.name.clone(),
                 source,
             });
         }
     };
+
+    let (recovered, still_open) = recovery::reconcile(open_intents, &listed);
+    if let Some(log) = trail.log_mut()
+        && !recovered.is_empty()
+    {
+        recovery::record_results(log, &run_id, &tenant.name, &recovered).map_err(state_error)?;
+        tracing::warn!(
+            tenant = %tenant.name,
+            deleted = recovered.iter().filter(|r| r.status == DeleteStatus::Deleted).count(),
+            not_deleted = recovered.iter().filter(|r| r.status == DeleteStatus::NotDeleted).count(),
+            "reconciled deletes that an interrupted run left without a result"
+        );
+    }
+    if !still_open.is_empty() {
+        tracing::warn!(tenant = %tenant.name, open = still_open.len(), "deletes of an interrupted run stay unreconciled until a listing shows the whole tenant");
+    }
 
     // Judge every token and decide its outcome before the run-wide rails.
     let context = Context {
@@ -208,7 +273,7 @@ pub async fn run_tenant(
     };
     let mut judgments = Vec::with_capacity(listed.tokens.len());
     let mut assessments = Vec::with_capacity(listed.tokens.len());
-    let real_now = Utc::now();
+    let real_now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or(now);
     for token in &listed.tokens {
         let judgment = config.policy.judge(token, now);
         let mut first_flagged = state.first_flagged.get(&token.id).copied();
@@ -228,10 +293,20 @@ pub async fn run_tenant(
         judgments.push(judgment);
     }
 
-    let due = assessments
-        .iter()
-        .filter(|a| a.outcome == Outcome::Due)
-        .count();
+    // A forecast stands for the daily runs up to its instant: each of them has its own
+    // budget, and the deletion-percent breaker depends on how many tokens fall due in each
+    // run, which a single evaluation cannot tell, so it is left out.
+    let mut settings = config.safety.clone();
+    let due = if options.forecast && now > real_now {
+        let runs = (now - real_now).num_days().max(1) as usize;
+        settings.max_deletions_per_run = settings.max_deletions_per_run.saturating_mul(runs);
+        0
+    } else {
+        assessments
+            .iter()
+            .filter(|a| a.outcome == Outcome::Due)
+            .count()
+    };
     let breaker = check_breakers(
         &BreakerInputs {
             due,
@@ -240,52 +315,54 @@ pub async fn run_tenant(
             listing_problem: listed.problem.clone(),
             state_problem: state.problem.clone(),
         },
-        &config.safety,
+        &settings,
     );
     if let Some(breaker) = &breaker {
         tracing::error!(tenant = %tenant.name, breaker = breaker.kind(), "breaker tripped, no token is deleted in this run: {breaker}");
-        record(
-            &mut log,
-            Event {
-                message: Some(breaker.to_string()),
-                details: Some(serde_json::json!({ "breaker": breaker.kind() })),
-                ..Event::new("breaker_tripped", &run_id, &tenant.name)
-            },
-        );
+        trail.record(Record {
+            breaker: Some(breaker.kind().to_owned()),
+            message: Some(breaker.to_string()),
+            ..trail.event(EventKind::BreakerTripped)
+        });
     }
     let order = safety::plan(
         &listed.tokens,
         &mut assessments,
-        &config.safety,
+        &settings,
         dry_run,
         breaker.as_ref(),
     );
 
     // Record first-flagged times before any delete, so a crash cannot lose them.
-    let newly_flagged = update_first_flagged(&mut state, &listed, &assessments);
+    let rules: Vec<Vec<String>> = judgments
+        .iter()
+        .map(|judgment| config.policy.rule_names(judgment))
+        .collect();
+    let flags = update_first_flagged(&mut state, &listed, &assessments);
+    let exemption_changes =
+        trail::update_exemptions(&mut state, &listed, &assessments, &config.exemptions);
     if !options.forecast {
-        for index in newly_flagged {
-            record(
-                &mut log,
-                Event {
-                    token: Some(&listed.tokens[index]),
-                    rules: config.policy.rule_names(&judgments[index]),
-                    ..Event::new("token_flagged", &run_id, &tenant.name)
-                },
-            );
-        }
+        trail::record_token_changes(
+            &mut trail,
+            config,
+            &listed.tokens,
+            &rules,
+            &assessments,
+            &flags,
+            &exemption_changes,
+        );
         state.save().map_err(state_error)?;
     }
 
     let mut errors: BTreeMap<usize, String> = BTreeMap::new();
+    let mut unrecorded_results = 0;
     if !order.is_empty() {
-        let log = log.as_mut().expect("deletes never happen in a forecast");
+        let log = trail.log_mut().expect("deletes never happen in a forecast");
         let results = delete::delete_all(
             &client,
             &listed.tokens,
             &order,
-            &judgments,
-            &config.policy,
+            &rules,
             log,
             &run_id,
             &tenant.name,
@@ -294,6 +371,9 @@ pub async fn run_tenant(
         )
         .await;
         for (index, result) in results {
+            if !result.recorded {
+                unrecorded_results += 1;
+            }
             assessments[index].outcome = result.outcome;
             if matches!(result.outcome, Outcome::Deleted | Outcome::Gone) {
                 state.first_flagged.remove(&listed.tokens[index].id);
@@ -337,23 +417,23 @@ pub async fn run_tenant(
         breaker,
         max_deletions_per_run: config.safety.max_deletions_per_run,
         tokens,
+        recovered,
         requests: client.stats(),
     };
 
-    record(
-        &mut log,
-        Event {
-            details: Some(serde_json::json!({
-                "listed": run.listing.listed,
-                "flagged": run.tokens.iter().filter(|t| t.verdict != Action::Keep).count(),
-                "deleted": run.count(Outcome::Deleted),
-                "gone": run.count(Outcome::Gone),
-                "failed": run.count(Outcome::Failed),
-                "breaker": run.breaker.as_ref().map(Breaker::kind),
-            })),
-            ..Event::new("run_finished", &run.run_id, &tenant.name)
-        },
-    );
+    trail.record(Record {
+        counts: Some(trail::run_counts(&run)),
+        open_intents: Some(still_open.len() + unrecorded_results),
+        breaker: run
+            .breaker
+            .as_ref()
+            .map(|breaker| breaker.kind().to_owned()),
+        dry_run: Some(run.dry_run),
+        ..trail.event(EventKind::RunFinished)
+    });
+    if !options.forecast {
+        trail::write_reports(config, &state, &run);
+    }
     tracing::info!(
         tenant = %run.tenant,
         run_id = %run.run_id,
@@ -373,20 +453,24 @@ pub async fn run_tenant(
 }
 
 /// Keeps the first-flagged time of every token still flagged for deletion, drops the rest,
-/// and returns the indexes of tokens flagged for the first time.
+/// and returns the tokens flagged for the first time and the listed ones no longer flagged.
 fn update_first_flagged(
     state: &mut TenantState,
     listed: &listing::Listed,
     assessments: &[Assessment],
-) -> Vec<usize> {
-    let mut newly_flagged = Vec::new();
+) -> FlagChanges {
+    let mut changes = FlagChanges::default();
     let mut kept = BTreeMap::new();
     for (index, (token, assessment)) in listed.tokens.iter().zip(assessments).enumerate() {
-        if let Some(first) = assessment.first_flagged {
-            if !state.first_flagged.contains_key(&token.id) {
-                newly_flagged.push(index);
+        match assessment.first_flagged {
+            Some(first) => {
+                if !state.first_flagged.contains_key(&token.id) {
+                    changes.flagged.push(index);
+                }
+                kept.insert(token.id.clone(), first);
             }
-            kept.insert(token.id.clone(), first);
+            None if state.first_flagged.contains_key(&token.id) => changes.cleared.push(index),
+            None => {}
         }
     }
     // Tokens the listing did not show are kept only when it may have missed them.
@@ -403,7 +487,7 @@ fn update_first_flagged(
         }
     }
     state.first_flagged = kept;
-    newly_flagged
+    changes
 }
 
 /// Turns each token and its assessment into the token's result, in listing order.
@@ -477,14 +561,6 @@ fn cutoffs(config: &Config, now: DateTime<Utc>) -> Vec<Cutoff> {
             })
         })
         .collect()
-}
-
-fn record(log: &mut Option<AuditLog>, event: Event<'_>) {
-    if let Some(log) = log
-        && let Err(error) = log.append(&event, false)
-    {
-        tracing::error!(%error, event = event.event, "cannot append to the audit log");
-    }
 }
 
 fn new_run_id() -> String {

@@ -16,6 +16,10 @@ use crate::safety::Outcome;
 pub enum Format {
     Table,
     Json,
+    /// One row per token, with a header row; all tenants in one table.
+    Csv,
+    /// The review pack: flagged tokens grouped by owner, with exemption blocks.
+    Markdown,
 }
 
 #[derive(Debug, clap::Args)]
@@ -34,8 +38,8 @@ pub struct AuditArgs {
     /// Delete the tokens that are due, overriding `dry_run = true` in the policy.
     #[arg(long)]
     pub apply: bool,
-    /// Evaluate the policy at this instant (RFC 3339) instead of now; implies --dry-run and
-    /// writes no state.
+    /// Forecast at this instant (RFC 3339 or YYYY-MM-DD) instead of now, assuming daily runs
+    /// from today and no further use of the tokens; implies --dry-run and writes no state.
     #[arg(long, value_name = "INSTANT", value_parser = parse_as_of, conflicts_with = "apply")]
     pub as_of: Option<DateTime<Utc>>,
     /// Output format of the report on stdout.
@@ -95,6 +99,7 @@ pub async fn run(args: AuditArgs) -> u8 {
     };
 
     let mut worst = exit::OK;
+    let mut csv_runs = Vec::new();
     let stdout = std::io::stdout();
     for tenant in &tenants {
         let code = match audit_tenant(&config, tenant, &options).await {
@@ -110,18 +115,33 @@ pub async fn run(args: AuditArgs) -> u8 {
                 let written = match args.format {
                     Format::Table => crate::report::render_table(&run, &mut out),
                     Format::Json => crate::report::render_json(&run, &mut out),
+                    Format::Markdown => {
+                        crate::report::render_markdown(&run, Some(&config.schedule), &mut out)
+                    }
+                    Format::Csv => Ok(()),
                 };
+                let code = run_exit_code(&run);
+                if args.format == Format::Csv {
+                    csv_runs.push(run);
+                }
                 if let Err(error) = written.and_then(|()| out.flush()) {
-                    tracing::error!(%error, "cannot write the report to stdout");
-                    exit::IO_ERROR
+                    exit::worst(code, exit::output_error(&error, "the report"))
                 } else {
-                    run_exit_code(&run)
+                    code
                 }
             }
             Err(code) => code,
         };
         if exit::severity(code) > exit::severity(worst) {
             worst = code;
+        }
+    }
+    if !csv_runs.is_empty() {
+        let mut out = stdout.lock();
+        if let Err(error) =
+            crate::report::render_csv(&csv_runs, &mut out).and_then(|()| out.flush())
+        {
+            worst = exit::worst(worst, exit::output_error(&error, "the report"));
         }
     }
     worst
@@ -164,10 +184,7 @@ fn explain(config: &Config, run: &Run, id: &str, out: &mut dyn Write) -> u8 {
     };
     match crate::report::render_explanation(config, run, result, out) {
         Ok(()) => exit::OK,
-        Err(error) => {
-            tracing::error!(%error, "cannot write the explanation to stdout");
-            exit::IO_ERROR
-        }
+        Err(error) => exit::output_error(&error, "the explanation"),
     }
 }
 

@@ -6,6 +6,7 @@
 //! `now - ANCHOR` before use, so the tokens keep the same ages whenever the demo runs. The
 //! state goes to a temporary directory that is removed at exit.
 
+use std::io::Write;
 use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -101,12 +102,17 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<u8> {
     let run = run_tenant(&config, &tenant_config, &client, &options).await?;
 
     let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Table => crate::report::render_table(&run, &mut out)?,
-        Format::Json => crate::report::render_json(&run, &mut out)?,
-    }
+    let written = match args.format {
+        Format::Table => crate::report::render_table(&run, &mut out),
+        Format::Json => crate::report::render_json(&run, &mut out),
+        Format::Csv => crate::report::render_csv(std::slice::from_ref(&run), &mut out),
+        Format::Markdown => crate::report::render_markdown(&run, Some(&config.schedule), &mut out),
+    };
     tenant.shutdown().await?;
-    Ok(run_exit_code(&run))
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => Ok(run_exit_code(&run)),
+        Err(error) => Ok(exit::output_error(&error, "the report")),
+    }
 }
 
 /// Parses the bundled token list and moves every instant by `shift`.

@@ -7,11 +7,17 @@ pub mod audit;
 pub mod check_config;
 pub mod demo;
 pub mod exit;
+pub mod history;
+pub mod report;
+pub mod run;
 pub mod sim;
+pub mod verify_log;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::logging::{self, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +29,10 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log format on stderr; auto means journald under systemd, else text. Overrides
+    /// `[log] format`.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,8 +43,16 @@ pub enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Run one dry-run audit of a simulated tenant with a bundled token set.
     Demo(demo::DemoArgs),
+    /// Show what happened to a token, or in a tenant, over time, from the audit log.
+    History(history::HistoryArgs),
+    /// Show the last run of each tenant from the state directory; makes no network call.
+    Report(report::ReportArgs),
+    /// Run the daemon: audit on the schedule, serve /metrics, reload on SIGHUP.
+    Run(run::RunArgs),
     /// Serve a simulated ISC tenant on loopback; the first stdout line is its base URL.
     Sim(sim::SimArgs),
+    /// Check the hash chain of each tenant's audit log and name the first broken record.
+    VerifyLog(verify_log::VerifyLogArgs),
 }
 
 /// Parses the command line, runs the subcommand, and returns its exit code.
@@ -51,9 +69,22 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging();
-    if let Command::CheckConfig(args) = &cli.command {
-        return ExitCode::from(check_config::run(args, &mut std::io::stdout().lock()));
+    if let Command::Run(args) = &cli.command {
+        // The daemon sets up logging after reading [log] from its configuration.
+        return ExitCode::from(run::run(args, cli.log_format));
+    }
+    let (level, format) = log_settings(&cli.command);
+    logging::init(cli.log_format.or(format).unwrap_or(LogFormat::Auto), &level);
+    // Commands that only read files run without the async runtime.
+    let file_only = match &cli.command {
+        Command::CheckConfig(args) => Some(check_config::run(args, &mut std::io::stdout().lock())),
+        Command::History(args) => Some(history::run(args, &mut std::io::stdout().lock())),
+        Command::Report(args) => Some(report::run(args, &mut std::io::stdout().lock())),
+        Command::VerifyLog(args) => Some(verify_log::run(args, &mut std::io::stdout().lock())),
+        _ => None,
+    };
+    if let Some(code) = file_only {
+        return ExitCode::from(code);
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -70,7 +101,13 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Audit(args) => audit::run(args).await,
             Command::Demo(args) => demo::run(args).await,
-            Command::CheckConfig(_) => unreachable!("check-config runs before the runtime starts"),
+            Command::CheckConfig(_)
+            | Command::History(_)
+            | Command::Report(_)
+            | Command::VerifyLog(_) => {
+                unreachable!("file-only commands run before the runtime starts")
+            }
+            Command::Run(_) => unreachable!("run starts its own runtime"),
             Command::Sim(args) => match sim::run(args).await {
                 Ok(()) => exit::OK,
                 Err(error) => {
@@ -83,13 +120,34 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Sends logs to stderr, at the level of `RUST_LOG` or INFO.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+/// Reads `[log] level` and `format` from the policy file a command names, before the file
+/// is validated, so that the command logs as configured. A file that cannot be read, or a
+/// value that is not valid, leaves the default; the command's own validation reports it.
+fn log_settings(command: &Command) -> (String, Option<LogFormat>) {
+    let path = match command {
+        Command::Audit(args) => &args.config,
+        Command::CheckConfig(args) => &args.config,
+        Command::History(args) => &args.config,
+        Command::Report(args) => &args.config,
+        Command::VerifyLog(args) => &args.config,
+        _ => return ("info".to_owned(), None),
+    };
+    let table: Option<toml::Table> = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| toml::from_str(&text).ok());
+    let log = table
+        .as_ref()
+        .and_then(|table| table.get("log"))
+        .and_then(|log| log.as_table());
+    let level = log
+        .and_then(|log| log.get("level"))
+        .and_then(|level| level.as_str())
+        .filter(|level| tracing_subscriber::EnvFilter::try_new(level).is_ok())
+        .unwrap_or("info")
+        .to_owned();
+    let format = log
+        .and_then(|log| log.get("format"))
+        .and_then(|format| format.as_str())
+        .and_then(LogFormat::parse);
+    (level, format)
 }

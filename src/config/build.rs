@@ -15,8 +15,9 @@ use toml::Spanned;
 use super::duration::{parse_duration, parse_instant};
 use super::error::{ConfigError, Locator, Problem};
 use super::schedule::{parse_cron, parse_timezone};
-use super::{Config, Metrics, Schedule, SecretSource, Tenant, file};
+use super::{Config, Log, Metrics, Schedule, SecretSource, Tenant, file};
 use crate::isc::ApiVersion;
+use crate::logging::LogFormat;
 use crate::policy::{Action, Matchers, Policy, Rule};
 use crate::safety::{Exemption, Settings};
 
@@ -36,14 +37,15 @@ const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let locator = Locator::new(text);
-    let raw = file::parse(text, &locator).map_err(|problem| ConfigError::Invalid {
-        path: path.to_owned(),
-        problems: vec![problem],
-    })?;
+    let (raw, unknown_keys) =
+        parse_past_unknown_keys(text, &locator).map_err(|problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })?;
 
     let mut checker = Checker {
         locator,
-        problems: Vec::new(),
+        problems: unknown_keys,
         base_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
     };
     let tenants = checker.tenants(&raw.tenant);
@@ -51,11 +53,13 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let safety = checker.safety(raw.safety.as_ref());
     let metrics = checker.metrics(raw.metrics.as_ref());
     let state_dir = checker.state_dir(raw.state.as_ref());
+    let audit_log_max_bytes = checker.audit_log_max_bytes(raw.state.as_ref());
+    let log = checker.log(raw.log.as_ref());
     let policy = checker.rules(&raw.rule);
     let exemptions = checker.exemptions(&raw.exemption);
 
     if !checker.problems.is_empty() {
-        let mut problems = checker.problems;
+        let mut problems = without_masked_problems(checker.problems);
         problems.sort_by_key(|problem| (problem.line, problem.column));
         return Err(ConfigError::Invalid {
             path: path.to_owned(),
@@ -69,9 +73,92 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
         safety,
         metrics,
         state_dir,
+        audit_log_max_bytes,
+        log,
         policy,
         exemptions,
     })
+}
+
+/// Drops the problems of a whole table (such as a rule without any condition) when the
+/// table also has an unknown key, because the unknown key is most likely the misspelled
+/// one that was meant to complete it.
+fn without_masked_problems(problems: Vec<Problem>) -> Vec<Problem> {
+    let unknown_parents: Vec<String> = problems
+        .iter()
+        .filter(|problem| problem.message.starts_with("unknown key"))
+        .filter_map(|problem| {
+            problem
+                .key
+                .rsplit_once('.')
+                .map(|(parent, _)| parent.to_owned())
+        })
+        .collect();
+    problems
+        .into_iter()
+        .filter(|problem| !unknown_parents.contains(&problem.key))
+        .collect()
+}
+
+/// Most unknown keys a file may have before the search for more problems stops.
+const MAX_UNKNOWN_KEYS: usize = 50;
+
+/// Deserializes the policy text, reporting every unknown key rather than the first one.
+///
+/// serde stops at the first unknown key, so each one found is blanked out (its line turned
+/// into spaces, which keeps every other offset) and the text is parsed again. Any other
+/// error ends the search; if blanking a line broke the syntax, only the unknown keys found
+/// so far are reported, since the break is an artefact of the blanking.
+fn parse_past_unknown_keys(
+    text: &str,
+    locator: &Locator<'_>,
+) -> Result<(file::File, Vec<Problem>), Vec<Problem>> {
+    let mut working = text.to_owned();
+    let mut unknown = Vec::new();
+    loop {
+        match file::parse(&working, locator) {
+            Ok(raw) => return Ok((raw, unknown)),
+            Err(problem)
+                if problem.message.starts_with("unknown key")
+                    && problem.line > 0
+                    && unknown.len() < MAX_UNKNOWN_KEYS =>
+            {
+                blank_entry(&mut working, problem.line);
+                unknown.push(problem);
+            }
+            Err(_) if !unknown.is_empty() => return Err(unknown),
+            Err(problem) => return Err(vec![problem]),
+        }
+    }
+}
+
+/// Replaces the key at 1-based line `line` with spaces, keeping byte offsets: the line
+/// itself, or for a table header the whole table up to the next header.
+fn blank_entry(text: &mut String, line: usize) {
+    let lines: Vec<(usize, usize)> = text
+        .split_inclusive('\n')
+        .scan(0, |offset, piece| {
+            let start = *offset;
+            *offset += piece.len();
+            Some((start, start + piece.trim_end_matches('\n').len()))
+        })
+        .collect();
+    let Some(&(first_start, first_end)) = lines.get(line - 1) else {
+        return;
+    };
+    let mut ranges = vec![(first_start, first_end)];
+    if text[first_start..first_end].trim_start().starts_with('[') {
+        ranges.extend(
+            lines[line..]
+                .iter()
+                .take_while(|(start, end)| !text[*start..*end].trim_start().starts_with('['))
+                .copied(),
+        );
+    }
+    for (start, end) in ranges {
+        let blank = " ".repeat(end - start);
+        text.replace_range(start..end, &blank);
+    }
 }
 
 struct Checker<'a> {
@@ -472,6 +559,31 @@ impl Checker<'_> {
         }
     }
 
+    fn log(&mut self, raw: Option<&Spanned<file::Log>>) -> Log {
+        let raw = raw.map(Spanned::get_ref);
+        let mut log = Log::default();
+        if let Some(level) = raw.and_then(|log| log.level.as_ref()) {
+            match crate::logging::parse_level(level.get_ref()) {
+                Ok(()) => log.level = level.get_ref().trim().to_owned(),
+                Err(message) => self.report(level, "log.level", message),
+            }
+        }
+        if let Some(format) = raw.and_then(|log| log.format.as_ref()) {
+            match LogFormat::parse(format.get_ref()) {
+                Some(parsed) => log.format = parsed,
+                None => self.report(
+                    format,
+                    "log.format",
+                    format!(
+                        "unknown log format \"{}\", expected \"auto\", \"text\" or \"json\"",
+                        format.get_ref()
+                    ),
+                ),
+            }
+        }
+        log
+    }
+
     fn state_dir(&mut self, raw: Option<&Spanned<file::State>>) -> PathBuf {
         match raw.and_then(|state| state.get_ref().dir.as_ref()) {
             Some(dir) if dir.get_ref().is_empty() => {
@@ -490,6 +602,24 @@ impl Checker<'_> {
             None => std::env::var_os("STATE_DIRECTORY")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        }
+    }
+
+    fn audit_log_max_bytes(&mut self, raw: Option<&Spanned<file::State>>) -> u64 {
+        let default = crate::state::Rotation::default().max_bytes;
+        let Some(value) = raw.and_then(|state| state.get_ref().audit_log_max_bytes.as_ref()) else {
+            return default;
+        };
+        match u64::try_from(*value.get_ref()) {
+            Ok(bytes) if bytes >= 1_024 => bytes,
+            _ => {
+                self.report(
+                    value,
+                    "state.audit_log_max_bytes",
+                    format!("must be at least 1024 bytes; the default is {default} (16 MiB)"),
+                );
+                default
+            }
         }
     }
 
@@ -751,15 +881,7 @@ fn is_valid_tenant_name(name: &str) -> bool {
 }
 
 fn parse_api_version(text: &str) -> Option<ApiVersion> {
-    match text {
-        "v3" => Some(ApiVersion::V3),
-        "beta" => Some(ApiVersion::Beta),
-        "v2024" => Some(ApiVersion::V2024),
-        "v2025" => Some(ApiVersion::V2025),
-        "v2026" => Some(ApiVersion::V2026),
-        "v1" => Some(ApiVersion::V1),
-        _ => None,
-    }
+    text.parse().ok()
 }
 
 /// Accepts `https://` URLs, and `http://` only for loopback hosts, where tests and the

@@ -18,7 +18,7 @@ use super::error::{Locator, Problem};
 const SPANNED_VALUE_KEY: &str = "$__serde_spanned_private_value";
 
 /// Sections written once as `[name]`.
-const TABLE_SECTIONS: [&str; 4] = ["schedule", "safety", "metrics", "state"];
+const TABLE_SECTIONS: [&str; 5] = ["schedule", "safety", "metrics", "state", "log"];
 
 /// Sections written as `[[name]]`, once per entry.
 const ARRAY_SECTIONS: [&str; 3] = ["tenant", "rule", "exemption"];
@@ -49,6 +49,8 @@ pub struct File {
     pub metrics: Option<Spanned<Metrics>>,
     #[serde(default)]
     pub state: Option<Spanned<State>>,
+    #[serde(default)]
+    pub log: Option<Spanned<Log>>,
     #[serde(default)]
     pub rule: Vec<Spanned<Rule>>,
     #[serde(default)]
@@ -104,6 +106,14 @@ pub struct Metrics {
 #[serde(deny_unknown_fields)]
 pub struct State {
     pub dir: Option<Spanned<String>>,
+    pub audit_log_max_bytes: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub level: Option<Spanned<String>>,
+    pub format: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

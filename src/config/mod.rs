@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::isc::ApiVersion;
+use crate::logging::LogFormat;
 use crate::policy::Policy;
 use crate::safety::{Exemption, Settings};
 
@@ -37,6 +38,9 @@ pub struct Config {
     pub safety: Settings,
     pub metrics: Metrics,
     pub state_dir: PathBuf,
+    /// Size at which the audit log is rotated to a numbered file.
+    pub audit_log_max_bytes: u64,
+    pub log: Log,
     pub policy: Policy,
     pub exemptions: Vec<Exemption>,
 }
@@ -71,6 +75,24 @@ pub struct Metrics {
     pub token_labels: bool,
 }
 
+/// The `[log]` section: what the daemon logs and how. `RUST_LOG` overrides the level and
+/// `--log-format` the format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// A tracing filter directive such as `info` or `patrol=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Auto,
+        }
+    }
+}
+
 impl Config {
     /// Reads and validates the policy file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -93,20 +115,31 @@ impl Config {
     /// Checks that the client secret of every tenant can be read, and drops each value at
     /// once. Returns one problem per tenant whose secret is missing, unreadable or empty,
     /// naming the tenant and the source but no part of the value.
-    pub fn check_secrets(&self) -> Vec<Problem> {
+    ///
+    /// A systemd credential cannot be read outside its service, where
+    /// `$CREDENTIALS_DIRECTORY` is not set, so it is not checked there; the names of such
+    /// tenants are returned apart.
+    pub fn check_secrets(&self) -> (Vec<Problem>, Vec<String>) {
         let mut problems = Vec::new();
+        let mut unchecked = Vec::new();
         for (index, tenant) in self.tenants.iter().enumerate() {
-            if let Err(error) = tenant.secret.load() {
-                let (line, column) = tenant.secret_position;
-                problems.push(Problem {
-                    line,
-                    column,
-                    key: format!("tenant[{index}].{}", tenant.secret.key()),
-                    message: format!("client secret of tenant \"{}\": {error}", tenant.name),
-                });
+            match tenant.secret.load() {
+                Ok(_) => {}
+                Err(SecretError::NoCredentialsDirectory { .. }) => {
+                    unchecked.push(tenant.name.clone());
+                }
+                Err(error) => {
+                    let (line, column) = tenant.secret_position;
+                    problems.push(Problem {
+                        line,
+                        column,
+                        key: format!("tenant[{index}].{}", tenant.secret.key()),
+                        message: format!("client secret of tenant \"{}\": {error}", tenant.name),
+                    });
+                }
             }
         }
-        problems
+        (problems, unchecked)
     }
 }
 

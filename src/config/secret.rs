@@ -35,7 +35,7 @@ pub enum SecretError {
          add LoadCredential={name}:... or LoadCredentialEncrypted= to the unit"
     )]
     NoCredentialsDirectory { name: String },
-    #[error("the secret from {source_description} is empty")]
+    #[error("the secret from {source_description} is empty; put the auditor token's secret there")]
     Empty { source_description: String },
 }
 

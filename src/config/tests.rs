@@ -360,7 +360,7 @@ fn problems_are_sorted_by_line() {
 fn missing_secret_names_tenant_source_and_line() {
     let text = MINIMAL.replace("PATROL_SECRET", "PATROL_TEST_VARIABLE_THAT_IS_NEVER_SET");
     let config = Config::parse(&text, Path::new("p.toml")).unwrap();
-    let found = config.check_secrets();
+    let (found, _) = config.check_secrets();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].key, "tenant[0].client_secret_env");
     assert_eq!(found[0].line, 6);
@@ -382,10 +382,57 @@ fn readable_secret_file_passes_without_being_shown() {
         "client_secret_file = \"secret\"",
     );
     let config = Config::parse(&text, &directory.path().join("patrol.toml")).unwrap();
-    assert!(config.check_secrets().is_empty());
+    assert!(config.check_secrets().0.is_empty());
     assert!(!format!("{config:?}").contains("s3cret-value"));
 
     std::fs::remove_file(directory.path().join("secret")).unwrap();
-    let found = config.check_secrets();
+    let (found, _) = config.check_secrets();
     assert_eq!(found[0].key, "tenant[0].client_secret_file");
+}
+
+#[test]
+fn unknown_keys_do_not_hide_other_problems() {
+    let text = format!(
+        "{MINIMAL}\n[metrics]\nlistne = \"x\"\n\n[safety]\nfoo = 1\ngrace_period = \"7days\"\n"
+    );
+    let found = problems(&text);
+    let keys: Vec<&str> = found.iter().map(|problem| problem.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["metrics.listne", "safety.foo", "safety.grace_period"]
+    );
+}
+
+#[test]
+fn log_section_sets_level_and_format() {
+    let config = Config::parse(MINIMAL, Path::new("patrol.toml")).unwrap();
+    assert_eq!(config.log, Log::default());
+    assert_eq!(config.log.level, "info");
+    assert_eq!(config.log.format, LogFormat::Auto);
+
+    let text = format!("{MINIMAL}\n[log]\nlevel = \"patrol=debug,warn\"\nformat = \"json\"\n");
+    let config = Config::parse(&text, Path::new("patrol.toml")).unwrap();
+    assert_eq!(config.log.level, "patrol=debug,warn");
+    assert_eq!(config.log.format, LogFormat::Json);
+}
+
+#[test]
+fn invalid_log_settings_are_named() {
+    let text = format!("{MINIMAL}\n[log]\nlevel = \"loud\"\nformat = \"xml\"\n");
+    let problems = problems(&text);
+    let keys: Vec<&str> = problems
+        .iter()
+        .map(|problem| problem.key.as_str())
+        .collect();
+    assert_eq!(keys, ["log.level", "log.format"], "{problems:?}");
+    assert!(
+        problems[0].message.contains("invalid log level \"loud\""),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1]
+            .message
+            .contains("expected \"auto\", \"text\" or \"json\""),
+        "{problems:?}"
+    );
 }

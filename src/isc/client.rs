@@ -140,8 +140,10 @@ pub struct ClientSettings {
     pub connect_timeout: Duration,
     /// Limit of one request, from sending it to reading its whole body.
     pub request_timeout: Duration,
-    /// Retries of one request after a 429, 502, 503, 504, timeout or connection failure.
+    /// Retries of one request after a 502, 503, 504, timeout or connection failure.
     pub max_retries: u32,
+    /// Retries of one request after a 429; the run deadline bounds them as well.
+    pub max_rate_limited_retries: u32,
     /// Longest `Retry-After` delay honored; longer ones are cut to this.
     pub max_retry_after: Duration,
 }
@@ -165,6 +167,7 @@ impl ClientSettings {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             max_retries: 8,
+            max_rate_limited_retries: 30,
             max_retry_after: Duration::from_secs(60),
         }
     }

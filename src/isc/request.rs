@@ -6,9 +6,11 @@
 //! - A 401 on an API call invalidates the token that was sent, and the call is repeated once
 //!   with a new token. A second 401 is final. This repeat does not count against
 //!   `max_retries`.
-//! - 429, 502, 503, 504, timeouts and connection failures are retried up to `max_retries`
-//!   times with the delays of `retry.rs`. A 429 also pauses every request of the client for
-//!   the capped `Retry-After` delay (or the backoff when there is none).
+//! - 502, 503, 504, timeouts and connection failures are retried up to `max_retries` times
+//!   with the delays of `retry.rs`. A 429 is retried up to `max_rate_limited_retries`
+//!   times, because throttling should slow a run down rather than fail its deletes, and it
+//!   pauses every request of the client for the capped `Retry-After` delay (or the backoff
+//!   when there is none).
 //! - The deadline bounds everything: a request in flight is cut off at the deadline, and a
 //!   wait that would end after it fails with [`IscError::DeadlineExceeded`] without waiting.
 //!
@@ -122,6 +124,7 @@ impl Inner {
         build: &RequestFactory<'_>,
     ) -> Result<Exchange, IscError> {
         let mut retry: u32 = 0;
+        let mut throttled: u32 = 0;
         let mut renewed_after_401 = false;
 
         loop {
@@ -162,8 +165,12 @@ impl Inner {
                         continue;
                     }
 
-                    match self.retry_after_response(&response, retry) {
-                        Some(next) if retry < self.settings.max_retries => {
+                    match self.retry_after_response(&response, retry + throttled) {
+                        Some(next)
+                            if (next.rate_limited
+                                && throttled < self.settings.max_rate_limited_retries)
+                                || (!next.rate_limited && retry < self.settings.max_retries) =>
+                        {
                             warn!(
                                 operation = operation.as_str(),
                                 status = response.status,
@@ -215,7 +222,11 @@ impl Inner {
                 self.stats.record_rate_limit_wait(next.wait);
             }
             tokio::time::sleep(next.wait).await;
-            retry += 1;
+            if next.rate_limited {
+                throttled += 1;
+            } else {
+                retry += 1;
+            }
         }
     }
 

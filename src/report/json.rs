@@ -9,12 +9,12 @@ use std::io::{self, BufWriter, Write};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::audit::{Run, TokenResult};
 use crate::isc::Token;
 use crate::policy::Action;
-use crate::safety::{Outcome, Protection};
+use crate::safety::{Breaker, Outcome, Protection};
 
 use super::reason;
 
@@ -26,24 +26,20 @@ use super::reason;
 #[derive(Serialize)]
 struct Report<'a> {
     as_of: String,
-    breaker: Option<BreakerView>,
+    breaker: Option<Value>,
     cutoffs: Vec<CutoffView<'a>>,
     dry_run: bool,
     duration_seconds: f64,
     forecast: bool,
     listing: ListingView<'a>,
+    max_deletions_per_run: usize,
+    recovered: Vec<Value>,
     requests: RequestsView,
     run_id: &'a str,
     started_at: String,
     summary: Summary,
     tenant: &'a str,
     tokens: Tokens<'a>,
-}
-
-#[derive(Serialize)]
-struct BreakerView {
-    kind: &'static str,
-    message: String,
 }
 
 #[derive(Serialize)]
@@ -183,10 +179,7 @@ fn report(run: &Run) -> Report<'_> {
 
     Report {
         as_of: instant(run.as_of),
-        breaker: run.breaker.as_ref().map(|breaker| BreakerView {
-            kind: breaker.kind(),
-            message: breaker.to_string(),
-        }),
+        breaker: run.breaker.as_ref().map(breaker_json),
         cutoffs: run
             .cutoffs
             .iter()
@@ -213,6 +206,28 @@ fn report(run: &Run) -> Report<'_> {
             never_used_count: run.listing.never_used_count,
             problem: run.listing.problem.as_deref(),
         },
+        max_deletions_per_run: run.max_deletions_per_run,
+        recovered: run
+            .recovered
+            .iter()
+            .map(|entry| {
+                json!({
+                    "id": entry.token.id,
+                    "name": entry.token.name,
+                    "owner": { "id": entry.token.owner.id, "name": entry.token.owner.name },
+                    "scope": entry.token.scope,
+                    "created": instant(entry.token.created),
+                    "last_used": entry.token.last_used.map(instant),
+                    "expiration_date": entry.token.expiration_date.map(instant),
+                    "access_token_validity_seconds": entry.token.access_token_validity_seconds,
+                    "managed": entry.token.managed,
+                    "intent_run_id": entry.intent_run_id,
+                    "intent_at": instant(entry.intent_at),
+                    "rules": entry.rules,
+                    "result": entry.status.as_str(),
+                })
+            })
+            .collect(),
         requests: RequestsView {
             rate_limit_wait_seconds: run.requests.rate_limit_wait.as_secs_f64(),
             rate_limited: run.requests.rate_limited,
@@ -228,6 +243,33 @@ fn report(run: &Run) -> Report<'_> {
         tenant: &run.tenant,
         tokens: Tokens(run),
     }
+}
+
+/// Describes a breaker by kind and message, plus the values it compared, so that a stored
+/// report can be read back into the same breaker.
+fn breaker_json(breaker: &Breaker) -> Value {
+    let mut value = json!({
+        "kind": breaker.kind(),
+        "message": breaker.to_string(),
+    });
+    let details = match breaker {
+        Breaker::DeletionPercent {
+            due,
+            listed,
+            max_percent,
+        } => json!({ "due": due, "listed": listed, "max_percent": max_percent }),
+        Breaker::ClockSkew { skew, max } => json!({
+            "skew_seconds": skew.num_seconds(),
+            "max_skew_seconds": max.num_seconds(),
+        }),
+        Breaker::IncompleteListing { reason } | Breaker::StateReset { reason } => {
+            json!({ "reason": reason })
+        }
+    };
+    if let (Some(object), Value::Object(details)) = (value.as_object_mut(), details) {
+        object.extend(details);
+    }
+    value
 }
 
 /// Formats an instant exactly as [`super::instant`] does: RFC 3339 in UTC with `Z`, and 3, 6

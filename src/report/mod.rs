@@ -1,16 +1,23 @@
-//! Renderings of a run: a readable table and the JSON report.
+//! Renderings of a run: a readable table, the JSON report, CSV and the Markdown review pack.
 //!
 //! Renderers are pure functions of a [`Run`](crate::audit::Run) that write to a writer, so
-//! they can be snapshot-tested and never touch the network or the state.
+//! they can be snapshot-tested and never touch the network or the state. [`run_from_json`]
+//! reads a stored JSON report back into a run, so a past run renders in every format.
 
+mod csv;
 mod explain;
 mod json;
+mod load;
+mod markdown;
 pub mod policy_text;
 mod reason;
 mod table;
 
+pub use csv::render_csv;
 pub use explain::render_explanation;
 pub use json::{render_json, to_json};
+pub use load::{LoadError, run_from_json};
+pub use markdown::{EXEMPTION_DAYS, REASON_PLACEHOLDER, render_markdown};
 pub use reason::reason;
 pub use table::render_table;
 

@@ -13,7 +13,6 @@ use chrono_tz::Tz;
 
 use crate::config::duration::format_duration;
 use crate::config::{Config, Schedule, SecretSource, Tenant};
-use crate::isc::ApiVersion;
 use crate::isc::model::DEFAULT_ACCESS_TOKEN_VALIDITY_SECONDS;
 use crate::policy::{Action, LAST_USED_GRANULARITY, Rule};
 use crate::safety::{Exemption, Settings};
@@ -63,7 +62,7 @@ fn tenants(text: &mut String, tenants: &[Tenant]) {
             &format!(
                 "{}, version {}",
                 tenant.api_url,
-                api_version_name(tenant.api_version)
+                tenant.api_version.as_str()
             ),
         );
         field(text, "client id", &tenant.client_id);
@@ -307,7 +306,7 @@ fn protections(text: &mut String, config: &Config, now: DateTime<Utc>) {
         text,
         "  young:   ",
         &format!(
-            "never-used tokens younger than {} (created after {}) are not judged stale at all",
+            "never-used tokens younger than {} (created after {}) are neither reported nor deleted: their outcome is protected",
             format_duration(settings.min_token_age),
             instant(now - settings.min_token_age)
         ),
@@ -502,17 +501,6 @@ fn secret_source(source: &SecretSource) -> String {
         SecretSource::Credential(name) => {
             format!("systemd credential {name} (in $CREDENTIALS_DIRECTORY)")
         }
-    }
-}
-
-fn api_version_name(version: ApiVersion) -> &'static str {
-    match version {
-        ApiVersion::V3 => "v3",
-        ApiVersion::Beta => "beta",
-        ApiVersion::V2024 => "v2024",
-        ApiVersion::V2025 => "v2025",
-        ApiVersion::V2026 => "v2026",
-        ApiVersion::V1 => "v1",
     }
 }
 

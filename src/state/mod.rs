@@ -1,18 +1,31 @@
-//! Persisted state of each tenant: first-flagged times and the append-only audit log.
+//! Persisted state of each tenant: first-flagged times, the audit log and run reports.
 //!
-//! Layout under the state directory: `<tenant>/state.json` holds when each token was first
-//! flagged for deletion, and `<tenant>/audit.jsonl` receives one JSON record per event.
-//! `<tenant>/lock` is held with an exclusive file lock for the whole run, so two patrol
-//! processes never audit the same tenant from the same state at once.
+//! Layout under the state directory, per tenant:
+//!
+//! - `<tenant>/state.json`: when each token was first flagged for deletion, and the
+//!   exemption last seen keeping each flagged token;
+//! - `<tenant>/audit.jsonl` and the rotated `<tenant>/audit-NNNNNN.jsonl`: the hash-chained
+//!   audit log, one JSON record per event ([`log`], [`chain`]);
+//! - `<tenant>/reports/`: the JSON and Markdown report of recent runs and `last.json`
+//!   ([`reports`]);
+//! - `<tenant>/lock`: held with an exclusive file lock for the whole run, so two patrol
+//!   processes never audit the same tenant from the same state at once. Readers of the log
+//!   and the reports do not take it.
 //!
 //! Writes of `state.json` are atomic: a temporary file in the same directory is written,
 //! flushed to disk, and renamed over the old one, then the directory is synced. A missing
 //! file starts empty. An unreadable one is moved aside and reported, and the caller must then
 //! delete nothing in that run, since every grace period starts anew.
 
-mod log;
+pub mod chain;
+pub mod log;
+pub mod reports;
 
-pub use log::{AuditLog, Event};
+pub use chain::{BrokenRecord, ChainProblem, Verification, verify};
+pub use log::{
+    AuditLog, DeleteStatus, EventKind, ExemptionRecord, LogEntry, OwnerRecord, Record, Rotation,
+    RunCounts, TokenRecord, open_intents, read_log,
+};
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -49,6 +62,12 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -56,15 +75,29 @@ struct StateFile {
     version: u32,
     #[serde(default)]
     first_flagged: BTreeMap<String, DateTime<Utc>>,
+    #[serde(default)]
+    exemptions: BTreeMap<String, SeenExemption>,
+}
+
+/// The exemption last seen deciding the outcome of a flagged token, kept so that the audit
+/// log records when one starts to apply, changes or expires, and not every run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenExemption {
+    pub selector: String,
+    pub until: Option<DateTime<Utc>>,
+    pub expired: bool,
 }
 
 /// The state of one tenant, locked for the lifetime of this value.
 #[derive(Debug)]
 pub struct TenantState {
     dir: PathBuf,
-    _lock: File,
+    /// The exclusive lock; `None` for a read-only view, which never saves.
+    _lock: Option<File>,
     /// When each token currently flagged for deletion was first flagged.
     pub first_flagged: BTreeMap<String, DateTime<Utc>>,
+    /// The exemption last seen keeping each flagged token, by token id.
+    pub exemptions: BTreeMap<String, SeenExemption>,
     /// Set when the state file existed but could not be read and was moved aside.
     pub problem: Option<String>,
 }
@@ -99,24 +132,45 @@ impl TenantState {
             }
         }
 
-        let (first_flagged, problem) = read_state(&dir);
+        let (file, problem) = read_state(&dir, true);
         Ok(TenantState {
             dir,
-            _lock: lock,
-            first_flagged,
+            _lock: Some(lock),
+            first_flagged: file.first_flagged,
+            exemptions: file.exemptions,
             problem,
         })
+    }
+
+    /// Reads the state of `tenant` without creating, locking or moving anything, for
+    /// forecasts. A missing or unreadable state reads as empty.
+    pub fn read_only(root: &Path, tenant: &str) -> TenantState {
+        let dir = root.join(tenant);
+        let (file, problem) = read_state(&dir, false);
+        TenantState {
+            dir,
+            _lock: None,
+            first_flagged: file.first_flagged,
+            exemptions: file.exemptions,
+            problem,
+        }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Writes the first-flagged times atomically.
+    /// Writes the first-flagged times and seen exemptions atomically.
+    ///
+    /// # Panics
+    ///
+    /// On a read-only view, which must never write.
     pub fn save(&self) -> Result<(), StateError> {
+        assert!(self._lock.is_some(), "a read-only state view was saved");
         let file = StateFile {
             version: FORMAT_VERSION,
             first_flagged: self.first_flagged.clone(),
+            exemptions: self.exemptions.clone(),
         };
         let mut bytes = serde_json::to_vec_pretty(&file).expect("state serializes");
         bytes.push(b'\n');
@@ -124,22 +178,44 @@ impl TenantState {
     }
 }
 
-fn read_state(dir: &Path) -> (BTreeMap<String, DateTime<Utc>>, Option<String>) {
+/// Reads the state file; with `repair`, an unreadable one is moved aside.
+fn read_state(dir: &Path, repair: bool) -> (StateFile, Option<String>) {
     let path = dir.join(STATE_FILE);
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return (BTreeMap::new(), None);
+            return (StateFile::default(), None);
         }
-        Err(error) => return (BTreeMap::new(), Some(move_aside(&path, &error.to_string()))),
+        Err(error) => {
+            let reason = error.to_string();
+            let problem = if repair {
+                move_aside(&path, &reason)
+            } else {
+                reason
+            };
+            return (StateFile::default(), Some(problem));
+        }
     };
     match serde_json::from_slice::<StateFile>(&bytes) {
-        Ok(file) if file.version == FORMAT_VERSION => (file.first_flagged, None),
+        Ok(file) if file.version == FORMAT_VERSION => (file, None),
         Ok(file) => {
             let reason = format!("unsupported state format version {}", file.version);
-            (BTreeMap::new(), Some(move_aside(&path, &reason)))
+            let problem = if repair {
+                move_aside(&path, &reason)
+            } else {
+                reason
+            };
+            (StateFile::default(), Some(problem))
         }
-        Err(error) => (BTreeMap::new(), Some(move_aside(&path, &error.to_string()))),
+        Err(error) => {
+            let reason = error.to_string();
+            let problem = if repair {
+                move_aside(&path, &reason)
+            } else {
+                reason
+            };
+            (StateFile::default(), Some(problem))
+        }
     }
 }
 
@@ -197,6 +273,38 @@ mod tests {
         let state = TenantState::open(root.path(), "acme").unwrap();
         assert_eq!(state.first_flagged.get("t1"), Some(&instant));
         assert_eq!(state.problem, None);
+    }
+
+    #[test]
+    fn seen_exemptions_survive_reopening() {
+        let root = tempfile::tempdir().unwrap();
+        let seen = SeenExemption {
+            selector: "token_id = t1".into(),
+            until: Some(Utc::now()),
+            expired: false,
+        };
+        {
+            let mut state = TenantState::open(root.path(), "acme").unwrap();
+            state.exemptions.insert("t1".into(), seen.clone());
+            state.save().unwrap();
+        }
+        let state = TenantState::open(root.path(), "acme").unwrap();
+        assert_eq!(state.exemptions.get("t1"), Some(&seen));
+    }
+
+    #[test]
+    fn state_without_exemptions_still_loads() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("acme")).unwrap();
+        fs::write(
+            root.path().join("acme/state.json"),
+            br#"{"version":1,"first_flagged":{"t1":"2026-12-01T00:00:00Z"}}"#,
+        )
+        .unwrap();
+        let state = TenantState::open(root.path(), "acme").unwrap();
+        assert_eq!(state.problem, None);
+        assert_eq!(state.first_flagged.len(), 1);
+        assert!(state.exemptions.is_empty());
     }
 
     #[test]

@@ -5,8 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
+
+use super::Sim;
 
 /// The reference policy, evaluated in the contract at [`CONTRACT_INSTANT`].
 pub const POLICY_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/policy.toml");
@@ -144,8 +148,8 @@ pub async fn patrol(args: &[&str]) -> Output {
 pub async fn patrol_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
         .args(args)
-        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .output()
         .await
@@ -216,4 +220,37 @@ pub fn token_json(
         "accessTokenValiditySeconds": 43200,
         "expirationDate": null,
     })
+}
+
+/// Starts `patrol sim` serving `tokens` (JSON text) with the contract's client credentials.
+pub fn start_sim(workspace: &Workspace, tokens: &str, extra: &[&str]) -> Sim {
+    let path = workspace.write("tokens.json", tokens);
+    let credentials = format!("{CLIENT_ID}:{CLIENT_SECRET}");
+    let mut args = vec![
+        "--tokens",
+        path.to_str().unwrap(),
+        "--client",
+        credentials.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    Sim::start(&args)
+}
+
+/// The contract tokens moved in time so that now looks like the contract instant.
+pub fn contract_tokens_now() -> String {
+    shift_tokens(
+        &std::fs::read_to_string(super::TOKENS_FIXTURE).unwrap(),
+        shift_to_now(),
+    )
+}
+
+/// Ids of the tokens the simulated tenant holds now.
+pub async fn sim_token_ids(sim: &Sim) -> BTreeSet<String> {
+    sim.control_get("/_sim/tokens")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|token| token["id"].as_str().unwrap().to_owned())
+        .collect()
 }

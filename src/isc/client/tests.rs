@@ -591,11 +591,13 @@ async fn rate_limit_persisting_after_retries_is_error() {
     })
     .await;
     let mut settings = server.settings();
-    settings.max_retries = 2;
+    settings.max_retries = 0;
+    settings.max_rate_limited_retries = 2;
     let client = Client::new(settings).unwrap();
 
     let err = client.delete("a").await.unwrap_err();
 
+    // 429s have their own retry budget, apart from max_retries.
     assert_eq!(err, IscError::RateLimited { tracking_id: None });
     assert_eq!(server.count("/v3/personal-access-tokens/a"), 3);
     assert_eq!(client.stats().retries, 2);

@@ -1,0 +1,489 @@
+//! The Markdown review pack of a run: every flagged token grouped by owner, why it was
+//! flagged, what the run did, when it will be deleted, and an `[[exemption]]` block that
+//! keeps it when pasted into the policy file.
+//!
+//! The pack is meant to be pasted into a ticket or a chat, so every value that comes from
+//! the tenant (token and owner names) is escaped or put in a code span, and cannot add
+//! headings, links or HTML. Exemption blocks are valid TOML that passes validation as they
+//! stand: the reason is a placeholder to replace, and `until` is [`EXEMPTION_DAYS`] days
+//! after the run's as-of instant. Kept tokens only appear in the counts.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::audit::{Run, TokenResult};
+use crate::config::Schedule;
+use crate::policy::Action;
+use crate::safety::Outcome;
+use crate::state::DeleteStatus;
+
+use super::{days_between, instant};
+
+/// How long a suggested exemption lasts, from the run's as-of instant.
+pub const EXEMPTION_DAYS: i64 = 90;
+
+/// The reason written into suggested exemptions. It passes validation, so the block works
+/// as pasted, and it names what the reviewer should write there.
+pub const REASON_PLACEHOLDER: &str = "REPLACE: why this token is still needed, and who agreed";
+
+/// Writes the review pack of `run`. With `schedule`, a token in its grace period also gets
+/// the first scheduled run from the end of its grace period.
+pub fn render_markdown(
+    run: &Run,
+    schedule: Option<&Schedule>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    header(run, out)?;
+
+    let flagged: Vec<&TokenResult> = run
+        .tokens
+        .iter()
+        .filter(|result| result.verdict != Action::Keep)
+        .collect();
+    if flagged.is_empty() {
+        writeln!(out, "No token is flagged.")?;
+    } else {
+        writeln!(
+            out,
+            "To keep a token, paste its `[[exemption]]` block into the policy file, replace \
+             the reason with why the token is still needed and who agreed, and adjust \
+             `until`."
+        )?;
+        for (owner, tokens) in by_owner(flagged) {
+            writeln!(out)?;
+            writeln!(out, "## {owner}")?;
+            for result in tokens {
+                writeln!(out)?;
+                token_section(run, result, schedule, out)?;
+            }
+        }
+    }
+
+    if !run.recovered.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "## Deletes of an interrupted run")?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "An earlier run stopped after announcing these deletes and before recording their \
+             result. This run reconciled them from the listing."
+        )?;
+        writeln!(out)?;
+        for entry in &run.recovered {
+            let result = match entry.status {
+                DeleteStatus::Deleted => "no longer listed, recorded as deleted",
+                _ => "still listed, not deleted; it stays a candidate",
+            };
+            writeln!(
+                out,
+                "- {} ({}) of {}, run {}: {result}",
+                code(&entry.token.name),
+                code(&entry.token.id),
+                owner_label(
+                    entry.token.owner.id.as_deref(),
+                    entry.token.owner.name.as_deref()
+                ),
+                code(&entry.intent_run_id),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn header(run: &Run, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "# Token review: tenant {}", escape(&run.tenant))?;
+    writeln!(out)?;
+    let mode = if run.forecast {
+        "forecast, dry run"
+    } else if run.dry_run {
+        "dry run"
+    } else {
+        "deletion enabled"
+    };
+    writeln!(
+        out,
+        "Run {}, evaluated at {} ({mode}).",
+        code(&run.run_id),
+        instant(run.as_of)
+    )?;
+    writeln!(
+        out,
+        "{} tokens listed: {} keep, {} report, {} delete.",
+        run.listing.listed,
+        run.count_verdict(Action::Keep),
+        run.count_verdict(Action::Report),
+        run.count_verdict(Action::Delete)
+    )?;
+    let outcomes: Vec<String> = Outcome::ALL
+        .iter()
+        .filter(|outcome| **outcome != Outcome::None)
+        .filter_map(|outcome| {
+            let count = run.count(*outcome);
+            (count > 0).then(|| format!("{count} {outcome}"))
+        })
+        .collect();
+    if !outcomes.is_empty() {
+        writeln!(out, "Outcomes: {}.", outcomes.join(", "))?;
+    }
+    if let Some(breaker) = &run.breaker {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "**Breaker tripped ({}):** {}. Nothing was deleted.",
+            breaker.kind(),
+            escape(&breaker.to_string())
+        )?;
+    }
+    if run.dry_run {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "**Dry run:** nothing is deleted until deletion is enabled (`--apply`, or \
+             `dry_run = false` under `[safety]`)."
+        )?;
+    }
+    writeln!(out)
+}
+
+/// Groups tokens by owner (by id, then name), owners sorted by name, and sorts each group
+/// by urgency.
+fn by_owner(flagged: Vec<&TokenResult>) -> Vec<(String, Vec<&TokenResult>)> {
+    let mut groups: BTreeMap<(String, String, String), Vec<&TokenResult>> = BTreeMap::new();
+    for result in flagged {
+        let owner = &result.token.owner;
+        let name = owner.name.clone().unwrap_or_default();
+        let key = (
+            name.to_lowercase(),
+            name,
+            owner.id.clone().unwrap_or_default(),
+        );
+        groups.entry(key).or_default().push(result);
+    }
+    groups
+        .into_iter()
+        .map(|((_, name, id), mut tokens)| {
+            tokens.sort_by(|a, b| {
+                urgency(a.outcome)
+                    .cmp(&urgency(b.outcome))
+                    .then(a.grace_until.cmp(&b.grace_until))
+                    .then(a.token.name.cmp(&b.token.name))
+                    .then(a.token.id.cmp(&b.token.id))
+            });
+            let label = owner_label(
+                (!id.is_empty()).then_some(id.as_str()),
+                (!name.is_empty()).then_some(name.as_str()),
+            );
+            (format!("Owner {label}"), tokens)
+        })
+        .collect()
+}
+
+/// Orders outcomes from what needs attention first to what needs none.
+fn urgency(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::Failed => 0,
+        Outcome::Deleted | Outcome::Gone => 1,
+        Outcome::Due | Outcome::DryRun => 2,
+        Outcome::Held | Outcome::Deferred => 3,
+        Outcome::Grace => 4,
+        Outcome::Reported => 5,
+        Outcome::Exempt => 6,
+        Outcome::Protected => 7,
+        Outcome::None => 8,
+    }
+}
+
+fn token_section(
+    run: &Run,
+    result: &TokenResult,
+    schedule: Option<&Schedule>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let token = &result.token;
+    writeln!(out, "### {} ({})", code(&token.name), code(&token.id))?;
+    writeln!(out)?;
+
+    let rules: Vec<String> = result.rules.iter().map(|rule| code(rule)).collect();
+    let usage = match token.last_used {
+        Some(last_used) => format!(
+            "last used {} before this run ({})",
+            days(days_between(last_used, run.as_of)),
+            instant(last_used)
+        ),
+        None => format!(
+            "never used, created {} before this run ({})",
+            days(days_between(token.created, run.as_of)),
+            instant(token.created)
+        ),
+    };
+    writeln!(
+        out,
+        "- Why: {} by {}; {usage}",
+        result.verdict,
+        rules.join(", ")
+    )?;
+    writeln!(out, "- Outcome: {}", outcome_text(run, result))?;
+    writeln!(out, "- Deletion: {}", deletion_text(run, result, schedule))?;
+    let scope = match &token.scope {
+        Some(scopes) if !scopes.is_empty() => scopes
+            .iter()
+            .map(|s| code(s))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "none listed".to_owned(),
+    };
+    let expires = token.expiration_date.map_or("never".to_owned(), instant);
+    writeln!(
+        out,
+        "- Token: scope {scope}; created {}; expires {expires}; access tokens valid {} s; \
+         managed {}",
+        instant(token.created),
+        token.access_token_validity_seconds(),
+        if token.managed { "yes" } else { "no" }
+    )?;
+
+    if suggests_exemption(result) {
+        writeln!(out)?;
+        exemption_block(run, result, out)?;
+    }
+    Ok(())
+}
+
+/// Describes the outcome of a token, starting with the outcome's name.
+fn outcome_text(run: &Run, result: &TokenResult) -> String {
+    let protections: Vec<&str> = result.protections.iter().map(|p| p.as_str()).collect();
+    let mut text = match result.outcome {
+        Outcome::None => "none: kept".to_owned(),
+        Outcome::Reported => "reported for review".to_owned(),
+        Outcome::Exempt => match &result.exemption {
+            Some(exemption) => format!(
+                "exempt by {}{}: {}",
+                escape(&exemption.selector),
+                exemption
+                    .until
+                    .map_or(String::new(), |until| format!(", until {}", instant(until))),
+                escape(&exemption.reason)
+            ),
+            None => "exempt".to_owned(),
+        },
+        Outcome::Protected => format!("protected ({})", protections.join(", ")),
+        Outcome::Grace => match result.grace_until {
+            Some(until) => format!("grace period until {}", instant(until)),
+            None => "grace period".to_owned(),
+        },
+        Outcome::Deferred => "deferred: over the per-run budget".to_owned(),
+        Outcome::Held => match &run.breaker {
+            Some(breaker) => format!("held by the {} breaker", breaker.kind()),
+            None => "held by a breaker".to_owned(),
+        },
+        Outcome::DryRun => "dry run: would have been deleted".to_owned(),
+        Outcome::Due => "due for deletion".to_owned(),
+        Outcome::Deleted => "deleted by this run".to_owned(),
+        Outcome::Gone => "gone: already deleted (the API answered 404)".to_owned(),
+        Outcome::Failed => format!(
+            "failed: {}",
+            escape(result.error.as_deref().unwrap_or("unknown cause"))
+        ),
+    };
+    if let Some(exemption) = &result.exemption
+        && exemption.expired
+    {
+        text.push_str(&format!(
+            "; an exemption expired {}: {}",
+            exemption.until.map(instant).unwrap_or_default(),
+            escape(&exemption.reason)
+        ));
+    }
+    text
+}
+
+fn deletion_text(run: &Run, result: &TokenResult, schedule: Option<&Schedule>) -> String {
+    let enabled = if run.dry_run {
+        " once deletion is enabled"
+    } else {
+        ""
+    };
+    match result.outcome {
+        Outcome::Grace => {
+            let Some(until) = result.grace_until else {
+                return format!("after the grace period{enabled}");
+            };
+            let mut text = format!("by the first run from {}{enabled}", instant(until));
+            if let Some(next) = schedule.and_then(|schedule| first_run_from(schedule, until)) {
+                text.push_str(&format!(
+                    "; the first scheduled run then is {next} ({})",
+                    schedule.map_or("", |schedule| schedule.timezone.name())
+                ));
+            }
+            text
+        }
+        Outcome::DryRun | Outcome::Due => format!("due now; by the next run{enabled}"),
+        Outcome::Deferred => format!(
+            "due now; over the budget of {} deletions per run, it goes first in the next run",
+            run.max_deletions_per_run
+        ),
+        Outcome::Held => "due now; by the next run whose breakers do not trip".to_owned(),
+        Outcome::Failed => "the next run tries again".to_owned(),
+        Outcome::Deleted | Outcome::Gone => "done".to_owned(),
+        Outcome::Reported => "none: the matching rules only report it".to_owned(),
+        Outcome::Exempt => "none while the exemption applies".to_owned(),
+        Outcome::Protected => "none: patrol never deletes a protected token".to_owned(),
+        Outcome::None => "none".to_owned(),
+    }
+}
+
+/// Returns the first scheduled run at or after `instant`, as RFC 3339 in the schedule's zone.
+fn first_run_from(schedule: &Schedule, instant: DateTime<Utc>) -> Option<String> {
+    schedule
+        .runs_after(instant - TimeDelta::seconds(1))
+        .next()
+        .map(|run| run.to_rfc3339())
+}
+
+/// Returns whether a token gets an exemption block: it is flagged, not deleted, and not
+/// already kept by an active exemption or a protection.
+fn suggests_exemption(result: &TokenResult) -> bool {
+    !matches!(
+        result.outcome,
+        Outcome::None | Outcome::Exempt | Outcome::Protected | Outcome::Deleted | Outcome::Gone
+    )
+}
+
+fn exemption_block(run: &Run, result: &TokenResult, out: &mut dyn Write) -> io::Result<()> {
+    let token = &result.token;
+    let until = (run.as_of + TimeDelta::days(EXEMPTION_DAYS)).format("%Y-%m-%d");
+    let owner = token
+        .owner
+        .name
+        .as_deref()
+        .or(token.owner.id.as_deref())
+        .unwrap_or("no owner");
+    writeln!(out, "```toml")?;
+    writeln!(out, "[[exemption]]")?;
+    writeln!(
+        out,
+        "# {}, owned by {}",
+        comment_text(&token.name),
+        comment_text(owner)
+    )?;
+    writeln!(out, "token_id = {}", toml_string(&token.id))?;
+    writeln!(out, "reason = {}", toml_string(REASON_PLACEHOLDER))?;
+    writeln!(out, "until = \"{until}\"")?;
+    writeln!(out, "```")
+}
+
+fn days(count: i64) -> String {
+    if count == 1 {
+        "1 day".to_owned()
+    } else {
+        format!("{count} days")
+    }
+}
+
+fn owner_label(id: Option<&str>, name: Option<&str>) -> String {
+    match (name, id) {
+        (Some(name), Some(id)) => format!("{} ({})", escape(name), code(id)),
+        (Some(name), None) => format!("{} (no id)", escape(name)),
+        (None, Some(id)) => code(id),
+        (None, None) => "unknown".to_owned(),
+    }
+}
+
+/// Puts `text` in a code span, with a fence longer than any backtick run in it. Control
+/// characters become spaces, so the span stays on one line.
+fn code(text: &str) -> String {
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    if longest > 0 || text.starts_with(' ') || text.ends_with(' ') {
+        format!("{fence} {text} {fence}")
+    } else {
+        format!("{fence}{text}{fence}")
+    }
+}
+
+/// Escapes Markdown and HTML syntax in running text, and turns control characters into
+/// spaces.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '!' | '&' | '{'
+            | '}' => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            c if c.is_control() => escaped.push(' '),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// Text safe on a TOML comment line: control characters become spaces.
+fn comment_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Quotes `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", c as u32)),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_span_survives_backticks_and_newlines() {
+        assert_eq!(code("plain"), "`plain`");
+        assert_eq!(code("a`b"), "`` a`b ``");
+        assert_eq!(code("two\nlines"), "`two lines`");
+    }
+
+    #[test]
+    fn escape_neutralizes_markup() {
+        assert_eq!(
+            escape("<img src=x> [link](u) *bold* # h"),
+            "\\<img src=x\\> \\[link\\](u) \\*bold\\* \\# h"
+        );
+        assert_eq!(escape("line\nbreak"), "line break");
+    }
+
+    #[test]
+    fn toml_string_round_trips_through_toml() {
+        for text in [
+            "plain",
+            "quote \" and \\ backslash",
+            "tab\tand\nnewline",
+            "ünïcode",
+        ] {
+            let document = format!("value = {}", toml_string(text));
+            let parsed: toml::Table = toml::from_str(&document).unwrap();
+            assert_eq!(parsed["value"].as_str(), Some(text), "{document}");
+        }
+    }
+}
