@@ -204,9 +204,10 @@ pub(super) fn run_counts(run: &Run) -> RunCounts {
 /// Writes the JSON and Markdown reports of a run to the tenant's state directory. A failure
 /// is logged: the run itself is done and recorded in the audit log.
 pub(super) fn write_reports(config: &Config, state: &TenantState, run: &Run) {
-    let mut json = serde_json::to_vec_pretty(&crate::report::to_json(run))
-        .expect("the JSON report serializes");
-    json.push(b'\n');
+    // Streamed like `patrol audit --format json`, with the same bytes: a `Value` tree of a
+    // large tenant's report costs several hundred MiB.
+    let mut json = Vec::new();
+    crate::report::render_json(run, &mut json).expect("writing to a Vec cannot fail");
     let mut markdown = Vec::new();
     crate::report::render_markdown(run, Some(&config.schedule), &mut markdown)
         .expect("writing to a Vec cannot fail");
