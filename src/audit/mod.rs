@@ -31,7 +31,7 @@ use crate::safety::{
 use crate::state::{AuditLog, DeleteStatus, EventKind, Record, Rotation, StateError, TenantState};
 use trail::{FlagChanges, Trail};
 
-/// How one run is carried out.
+/// Settings of one run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// The instant the policy is evaluated at.
@@ -47,7 +47,7 @@ pub struct RunOptions {
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
-/// Why a run could not judge the tenant at all.
+/// Failure that kept a run from judging the tenant at all.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("tenant {tenant}: {source}; {}", unreachable_hint(source))]
@@ -91,7 +91,7 @@ pub struct ExemptionNote {
     pub expired: bool,
 }
 
-/// What one run decided and did for one token.
+/// The decision and action of one run for one token.
 #[derive(Debug, Clone)]
 pub struct TokenResult {
     pub token: Token,

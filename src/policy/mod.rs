@@ -27,7 +27,7 @@ use crate::isc::Token;
 /// most once a day.
 pub const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::days(1);
 
-/// What a rule asks for a token it matches. Ordered from weakest to strongest.
+/// The action a rule requests for the tokens it matches, ordered from weakest to strongest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -111,7 +111,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Whether every condition of the rule holds for `token` at `now`.
+    /// Returns whether every condition of the rule holds for `token` at `now`.
     pub fn matches(&self, token: &Token, now: DateTime<Utc>) -> bool {
         let m = &self.matchers;
         if let Some(age) = m.last_used_older_than
@@ -210,7 +210,7 @@ pub struct Policy {
     pub rules: Vec<Rule>,
 }
 
-/// What the policy says about one token: the strongest action among the matching rules,
+/// The policy's judgment of one token: the strongest action among the matching rules,
 /// and the indexes of those rules in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Judgment {

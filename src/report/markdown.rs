@@ -116,14 +116,7 @@ fn header(run: &Run, out: &mut dyn Write) -> io::Result<()> {
         run.count_verdict(Action::Report),
         run.count_verdict(Action::Delete)
     )?;
-    let outcomes: Vec<String> = Outcome::ALL
-        .iter()
-        .filter(|outcome| **outcome != Outcome::None)
-        .filter_map(|outcome| {
-            let count = run.count(*outcome);
-            (count > 0).then(|| format!("{count} {outcome}"))
-        })
-        .collect();
+    let outcomes = super::outcome_counts(run);
     if !outcomes.is_empty() {
         writeln!(out, "Outcomes: {}.", outcomes.join(", "))?;
     }

@@ -32,3 +32,16 @@ pub fn instant(value: DateTime<Utc>) -> String {
 pub fn days_between(earlier: DateTime<Utc>, later: DateTime<Utc>) -> i64 {
     (later - earlier).num_days()
 }
+
+/// Lists the non-zero outcome counts of a run, such as `8 grace`, in the order of
+/// [`Outcome::ALL`], leaving out kept tokens.
+pub(crate) fn outcome_counts(run: &crate::audit::Run) -> Vec<String> {
+    crate::safety::Outcome::ALL
+        .iter()
+        .filter(|outcome| **outcome != crate::safety::Outcome::None)
+        .filter_map(|outcome| {
+            let count = run.count(*outcome);
+            (count > 0).then(|| format!("{count} {outcome}"))
+        })
+        .collect()
+}

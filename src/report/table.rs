@@ -4,7 +4,6 @@ use std::io::{self, Write};
 
 use crate::audit::Run;
 use crate::policy::Action;
-use crate::safety::Outcome;
 
 use super::{days_between, instant};
 
@@ -115,14 +114,7 @@ pub fn render_table(run: &Run, out: &mut dyn Write) -> io::Result<()> {
         run.count_verdict(Action::Report),
         run.count_verdict(Action::Delete)
     )?;
-    let outcomes: Vec<String> = Outcome::ALL
-        .iter()
-        .filter(|outcome| **outcome != Outcome::None)
-        .filter_map(|outcome| {
-            let count = run.count(*outcome);
-            (count > 0).then(|| format!("{count} {outcome}"))
-        })
-        .collect();
+    let outcomes = super::outcome_counts(run);
     if !outcomes.is_empty() {
         writeln!(out, "outcomes: {}", outcomes.join(", "))?;
     }

@@ -7,7 +7,7 @@ use chrono::TimeDelta;
 use super::Settings;
 use crate::config::duration::format_duration;
 
-/// Why a run held every deletion.
+/// Cause of a run holding every deletion.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Breaker {
     /// More tokens are due than `max_deletion_percent` of the tenant's listed tokens.
@@ -66,7 +66,7 @@ impl fmt::Display for Breaker {
     }
 }
 
-/// What the breakers look at in one run.
+/// Inputs the breakers check in one run.
 #[derive(Debug, Clone, Default)]
 pub struct BreakerInputs {
     pub due: usize,

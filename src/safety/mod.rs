@@ -55,7 +55,7 @@ impl Default for Settings {
     }
 }
 
-/// Why a token may not be deleted whatever the policy says.
+/// A reason a token is never deleted, whatever its verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Protection {
@@ -78,7 +78,7 @@ impl Protection {
     }
 }
 
-/// What a run did with one token.
+/// The result of a run for one token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
