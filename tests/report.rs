@@ -278,3 +278,35 @@ async fn report_keeps_tripped_breaker() {
         "{markdown}"
     );
 }
+
+#[tokio::test]
+async fn json_report_is_printed_when_report_files_cannot_be_written() {
+    let workspace = Workspace::new();
+    let Contract { sim: _sim, policy } = contract(&workspace);
+    let tenant_dir = workspace.state_dir().join("acme");
+    std::fs::create_dir_all(&tenant_dir).unwrap();
+    // A file where the reports directory belongs makes writing the reports fail.
+    std::fs::write(tenant_dir.join("reports"), b"not a directory").unwrap();
+
+    let output = patrol(&[
+        "audit",
+        "--config",
+        policy.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let run = json_report(&output);
+    let tokens = run["tokens"].as_array().unwrap();
+    assert_eq!(
+        tokens.len(),
+        run["listing"]["listed"].as_u64().unwrap() as usize
+    );
+    assert!(!tokens.is_empty());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot write the run's reports"),
+        "{}",
+        describe(&output)
+    );
+}

@@ -150,6 +150,9 @@ pub struct Run {
     /// Deletes of earlier runs left without a result, reconciled by this run.
     pub recovered: Vec<Recovered>,
     pub requests: RequestStats,
+    /// The JSON report stored in the state directory, once written. It holds the bytes that
+    /// `patrol audit --format json` prints for this run.
+    pub report_file: Option<std::path::PathBuf>,
 }
 
 impl Run {
@@ -351,6 +354,7 @@ async fn run_tenant_in_span(
             &flags,
             &exemption_changes,
         );
+        trail.flush();
         state.save().map_err(state_error)?;
     }
 
@@ -394,7 +398,7 @@ async fn run_tenant_in_span(
         assessments,
         &mut errors,
     );
-    let run = Run {
+    let mut run = Run {
         run_id,
         tenant: tenant.name.clone(),
         as_of: now,
@@ -419,6 +423,7 @@ async fn run_tenant_in_span(
         tokens,
         recovered,
         requests: client.stats(),
+        report_file: None,
     };
 
     trail.record(Record {
@@ -431,8 +436,9 @@ async fn run_tenant_in_span(
         dry_run: Some(run.dry_run),
         ..trail.event(EventKind::RunFinished)
     });
+    trail.flush();
     if !options.forecast {
-        trail::write_reports(config, &state, &run);
+        run.report_file = trail::write_reports(config, &state, &run);
     }
     tracing::info!(
         tenant = %run.tenant,

@@ -9,6 +9,7 @@
 //! writes no file.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use super::Run;
 use super::listing::Listed;
@@ -50,6 +51,17 @@ impl Trail {
     /// Creates a record of `event` about `token` in this run.
     pub(super) fn token_event(&self, event: EventKind, token: &Token, rules: &[String]) -> Record {
         Record::for_token(event, &self.run_id, &self.tenant, token, rules.to_vec())
+    }
+
+    /// Writes the records appended so far to the file, so that the state file, saved next,
+    /// never says a change was logged when its record is still in memory. A failure is
+    /// logged, not returned.
+    pub(super) fn flush(&mut self) {
+        if let Some(log) = &mut self.log
+            && let Err(error) = log.flush()
+        {
+            tracing::error!(%error, tenant = %self.tenant, "cannot write to the audit log");
+        }
     }
 
     /// Appends `record` without syncing; a failure is logged, not returned.
@@ -201,22 +213,24 @@ pub(super) fn run_counts(run: &Run) -> RunCounts {
     counts
 }
 
-/// Writes the JSON and Markdown reports of a run to the tenant's state directory. A failure
-/// is logged: the run itself is done and recorded in the audit log.
-pub(super) fn write_reports(config: &Config, state: &TenantState, run: &Run) {
-    // Streamed like `patrol audit --format json`, with the same bytes: a `Value` tree of a
-    // large tenant's report costs several hundred MiB.
-    let mut json = Vec::new();
-    crate::report::render_json(run, &mut json).expect("writing to a Vec cannot fail");
-    let mut markdown = Vec::new();
-    crate::report::render_markdown(run, Some(&config.schedule), &mut markdown)
-        .expect("writing to a Vec cannot fail");
-    match save_run_reports(state.dir(), &run.run_id, &json, &markdown) {
+/// Writes the JSON and Markdown reports of a run to the tenant's state directory and
+/// returns the JSON report's path. A failure is logged: the run itself is done and recorded
+/// in the audit log.
+pub(super) fn write_reports(config: &Config, state: &TenantState, run: &Run) -> Option<PathBuf> {
+    let saved = save_run_reports(
+        state.dir(),
+        &run.run_id,
+        |out| crate::report::render_json(run, out),
+        |out| crate::report::render_markdown(run, Some(&config.schedule), out),
+    );
+    match saved {
         Ok(path) => {
-            tracing::debug!(tenant = %run.tenant, path = %path.display(), "wrote the run's reports")
+            tracing::debug!(tenant = %run.tenant, path = %path.display(), "wrote the run's reports");
+            Some(path)
         }
         Err(error) => {
-            tracing::error!(tenant = %run.tenant, %error, "cannot write the run's reports; `patrol report` shows an older run")
+            tracing::error!(tenant = %run.tenant, %error, "cannot write the run's reports; `patrol report` shows an older run");
+            None
         }
     }
 }

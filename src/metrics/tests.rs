@@ -86,6 +86,7 @@ fn run(tokens: Vec<TokenResult>) -> Run {
         tokens,
         recovered: Vec::new(),
         requests: RequestStats::default(),
+        report_file: None,
     }
 }
 

@@ -187,6 +187,7 @@ pub fn run_from_json(bytes: &[u8]) -> Result<Run, LoadError> {
                 .unwrap_or_default(),
             ..RequestStats::default()
         },
+        report_file: None,
     })
 }
 

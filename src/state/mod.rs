@@ -238,23 +238,46 @@ fn move_aside(path: &Path, reason: &str) -> String {
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    write_atomically_with(path, |out| out.write_all(bytes))
+}
+
+/// Writes what `write` produces to `path` through a buffered, synced temporary file and a
+/// rename, so that a large file is never held in memory whole. A failure removes the
+/// temporary file and leaves `path` as it was.
+pub(crate) fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), StateError> {
     let error = |source| StateError::Write {
         path: path.to_owned(),
         source,
     };
     let temporary = path.with_extension("tmp");
-    let mut file = File::create(&temporary).map_err(error)?;
-    file.write_all(bytes).map_err(error)?;
-    file.sync_all().map_err(error)?;
-    drop(file);
+    let written = File::create(&temporary).and_then(|file| {
+        let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(|error| error.into_error())?;
+        file.sync_all()
+    });
+    if let Err(source) = written {
+        // Best effort: a leftover temporary file is overwritten by the next write.
+        let _ = fs::remove_file(&temporary);
+        return Err(error(source));
+    }
     fs::rename(&temporary, path).map_err(error)?;
     if let Some(parent) = path.parent() {
-        File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(error)?;
+        sync_dir(parent).map_err(error)?;
     }
     Ok(())
 }
+
+/// Syncs a directory, so that a rename or a new file in it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Buffer size of the files patrol writes whole.
+const WRITE_BUFFER: usize = 256 * 1024;
 
 #[cfg(test)]
 mod tests {
