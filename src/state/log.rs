@@ -443,12 +443,12 @@ impl AuditLog {
         );
         self.pending.extend_from_slice(&line);
         self.pending.push(b'\n');
-        if sync || self.pending.len() >= PENDING_LIMIT {
-            if let Err(error) = self.write_pending(sync) {
-                self.pending.truncate(mark);
-                self.head = previous;
-                return Err(error);
-            }
+        if (sync || self.pending.len() >= PENDING_LIMIT)
+            && let Err(error) = self.write_pending(sync)
+        {
+            self.pending.truncate(mark);
+            self.head = previous;
+            return Err(error);
         }
         Ok(())
     }
