@@ -867,7 +867,7 @@ async fn logs_never_contain_client_secret() {
 
     let status = sim.http().get(sim.url("/_sim/stats")).send().await.unwrap();
     assert_eq!(status.status(), 200);
-    let logs = sim.stderr();
+    let logs = sim.stop_and_stderr();
     assert!(logs.contains("access token issued"), "{logs}");
     for secret in [CLIENT_SECRET, "wrong-secret-5b1c", token.as_str()] {
         assert!(!logs.contains(secret), "{secret} in logs:\n{logs}");

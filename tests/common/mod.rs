@@ -38,6 +38,8 @@ pub struct Sim {
     pub addr: SocketAddr,
     child: Child,
     stderr: Arc<Mutex<String>>,
+    /// The thread that collects stderr; it ends when the process closes the pipe.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
     http: reqwest::Client,
 }
 
@@ -62,7 +64,7 @@ impl Sim {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut child_stderr = child.stderr.take().expect("stderr is piped");
         let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             let mut buffer = [0u8; 4096];
             while let Ok(read) = child_stderr.read(&mut buffer) {
                 if read == 0 {
@@ -103,6 +105,7 @@ impl Sim {
             addr,
             child,
             stderr,
+            stderr_reader: Some(stderr_reader),
             http: http_client(),
         }
     }
@@ -115,6 +118,17 @@ impl Sim {
     /// Returns the reqwest client (without proxies) for requests to this tenant.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// Stops the process and returns everything it wrote to stderr, which [`Sim::stderr`]
+    /// cannot promise while the collecting thread may still be reading.
+    pub fn stop_and_stderr(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        self.stderr()
     }
 
     /// Everything the process wrote to stderr so far.
