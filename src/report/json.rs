@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -16,7 +15,16 @@ use crate::isc::Token;
 use crate::policy::Action;
 use crate::safety::{Breaker, Outcome, Protection};
 
-use super::reason;
+use super::line_format::LineFormatter;
+use super::reason::Reason;
+use super::{Instant, instant};
+
+fn serialize_display<S: serde::Serializer>(
+    value: &impl std::fmt::Display,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
 
 // The report is serialized straight from these borrowed views instead of through a
 // `serde_json::Value` tree, which for a tenant of 100,000 tokens cost several hundred MiB
@@ -94,20 +102,21 @@ impl Serialize for Tokens<'_> {
 #[derive(Serialize)]
 struct TokenView<'a> {
     access_token_validity_seconds: u32,
-    created: String,
+    created: Instant,
     error: Option<&'a str>,
     exemption: Option<ExemptionView<'a>>,
-    expiration_date: Option<String>,
-    first_flagged: Option<String>,
-    grace_until: Option<String>,
+    expiration_date: Option<Instant>,
+    first_flagged: Option<Instant>,
+    grace_until: Option<Instant>,
     id: &'a str,
-    last_used: Option<String>,
+    last_used: Option<Instant>,
     managed: bool,
     name: &'a str,
     outcome: Outcome,
     owner: OwnerView<'a>,
     protections: &'a [Protection],
-    reason: String,
+    #[serde(serialize_with = "serialize_display")]
+    reason: Reason<'a>,
     rules: &'a [String],
     scope: Option<&'a [String]>,
     verdict: Action,
@@ -118,7 +127,7 @@ struct ExemptionView<'a> {
     expired: bool,
     reason: &'a str,
     selector: &'a str,
-    until: Option<String>,
+    until: Option<Instant>,
 }
 
 #[derive(Serialize)]
@@ -132,19 +141,19 @@ impl<'a> TokenView<'a> {
         let token: &Token = &result.token;
         TokenView {
             access_token_validity_seconds: token.access_token_validity_seconds(),
-            created: instant(token.created),
+            created: Instant(token.created),
             error: result.error.as_deref(),
             exemption: result.exemption.as_ref().map(|exemption| ExemptionView {
                 expired: exemption.expired,
                 reason: &exemption.reason,
                 selector: &exemption.selector,
-                until: exemption.until.map(instant),
+                until: exemption.until.map(Instant),
             }),
-            expiration_date: token.expiration_date.map(instant),
-            first_flagged: result.first_flagged.map(instant),
-            grace_until: result.grace_until.map(instant),
+            expiration_date: token.expiration_date.map(Instant),
+            first_flagged: result.first_flagged.map(Instant),
+            grace_until: result.grace_until.map(Instant),
             id: &token.id,
-            last_used: token.last_used.map(instant),
+            last_used: token.last_used.map(Instant),
             managed: token.managed,
             name: &token.name,
             outcome: result.outcome,
@@ -153,7 +162,7 @@ impl<'a> TokenView<'a> {
                 name: token.owner.name.as_deref(),
             },
             protections: &result.protections,
-            reason: reason(run, result),
+            reason: Reason { run, result },
             rules: &result.rules,
             scope: token.scope.as_deref(),
             verdict: result.verdict,
@@ -272,97 +281,18 @@ fn breaker_json(breaker: &Breaker) -> Value {
     value
 }
 
-/// Formats an instant exactly as [`super::instant`] does: RFC 3339 in UTC with `Z`, and 3, 6
-/// or 9 fraction digits when there is a fraction. It skips chrono's general formatter,
-/// which took a tenth of the time spent writing a large report.
-fn instant(value: DateTime<Utc>) -> String {
-    let (year, nanos) = (value.year(), value.nanosecond());
-    // Years outside 0 to 9999 need a sign, and leap seconds a 60; chrono handles both.
-    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        return super::instant(value);
-    }
-
-    let mut text = String::with_capacity(30);
-    push_digits(&mut text, year as u32, 4);
-    text.push('-');
-    push_digits(&mut text, value.month(), 2);
-    text.push('-');
-    push_digits(&mut text, value.day(), 2);
-    text.push('T');
-    push_digits(&mut text, value.hour(), 2);
-    text.push(':');
-    push_digits(&mut text, value.minute(), 2);
-    text.push(':');
-    push_digits(&mut text, value.second(), 2);
-    if nanos != 0 {
-        text.push('.');
-        if nanos % 1_000_000 == 0 {
-            push_digits(&mut text, nanos / 1_000_000, 3);
-        } else if nanos % 1_000 == 0 {
-            push_digits(&mut text, nanos / 1_000, 6);
-        } else {
-            push_digits(&mut text, nanos, 9);
-        }
-    }
-    text.push('Z');
-    text
-}
-
-/// Appends `value` in decimal, zero-padded to `width` digits.
-fn push_digits(text: &mut String, value: u32, width: u32) {
-    let mut divisor = 10u32.pow(width - 1);
-    while divisor > 0 {
-        text.push(char::from(b'0' + (value / divisor % 10) as u8));
-        divisor /= 10;
-    }
-}
-
 /// Builds the JSON report of a run as a value.
 pub fn to_json(run: &Run) -> Value {
     serde_json::to_value(report(run)).expect("the report serializes to JSON")
 }
 
-/// Writes the JSON report of a run, pretty-printed, followed by a newline. The report is
-/// streamed through a buffer, one token at a time.
+/// Writes the JSON report of a run followed by a newline: the outer levels indented, each
+/// token and each deeper value on one line (see [`LineFormatter`]). The report is streamed
+/// through a buffer, one token at a time.
 pub fn render_json(run: &Run, out: &mut dyn Write) -> io::Result<()> {
     let mut out = BufWriter::with_capacity(64 * 1024, out);
-    serde_json::to_writer_pretty(&mut out, &report(run))?;
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, LineFormatter::new());
+    report(run).serialize(&mut serializer)?;
     writeln!(out)?;
     out.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    #[test]
-    fn instant_matches_shared_formatter() {
-        let base = Utc.with_ymd_and_hms(2026, 3, 9, 7, 5, 4).unwrap();
-        let nanos = [
-            0,
-            1,
-            999,
-            1_000,
-            120_000,
-            5_000_000,
-            500_000_000,
-            123_456_789,
-            999_999_999,
-        ];
-        for nano in nanos {
-            let value = base + chrono::TimeDelta::nanoseconds(nano);
-            assert_eq!(instant(value), super::super::instant(value), "{nano} ns");
-        }
-        let edges = [
-            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
-            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
-            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
-            Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
-        ];
-        for value in edges {
-            assert_eq!(instant(value), super::super::instant(value), "{value:?}");
-        }
-    }
 }

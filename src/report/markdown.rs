@@ -8,6 +8,7 @@
 //! stand: the reason is a placeholder to replace, and `until` is [`EXEMPTION_DAYS`] days
 //! after the run's as-of instant. Kept tokens only appear in the counts.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -198,7 +199,12 @@ fn token_section(
     writeln!(out, "### {} ({})", code(&token.name), code(&token.id))?;
     writeln!(out)?;
 
-    let rules: Vec<String> = result.rules.iter().map(|rule| code(rule)).collect();
+    let rules = result
+        .rules
+        .iter()
+        .map(|rule| code(rule))
+        .collect::<Vec<_>>()
+        .join(", ");
     let usage = match token.last_used {
         Some(last_used) => format!(
             "last used {} before this run ({})",
@@ -211,12 +217,7 @@ fn token_section(
             instant(token.created)
         ),
     };
-    writeln!(
-        out,
-        "- Why: {} by {}; {usage}",
-        result.verdict,
-        rules.join(", ")
-    )?;
+    writeln!(out, "- Why: {} by {rules}; {usage}", result.verdict,)?;
     writeln!(out, "- Outcome: {}", outcome_text(run, result))?;
     writeln!(out, "- Deletion: {}", deletion_text(run, result, schedule))?;
     let scope = match &token.scope {
@@ -346,7 +347,8 @@ fn suggests_exemption(result: &TokenResult) -> bool {
 
 fn exemption_block(run: &Run, result: &TokenResult, out: &mut dyn Write) -> io::Result<()> {
     let token = &result.token;
-    let until = (run.as_of + TimeDelta::days(EXEMPTION_DAYS)).format("%Y-%m-%d");
+    // A date's `Display` is `%Y-%m-%d`, without the cost of parsing a format string.
+    let until = (run.as_of + TimeDelta::days(EXEMPTION_DAYS)).date_naive();
     let owner = token
         .owner
         .name
@@ -384,9 +386,23 @@ fn owner_label(id: Option<&str>, name: Option<&str>) -> String {
     }
 }
 
+/// Whether `text` is ASCII without control characters and without any of `special`, so
+/// that it can be written as it is. Most names and ids are, and skip the slower paths.
+fn plain(text: &str, special: &[u8]) -> bool {
+    text.bytes()
+        .all(|byte| (b' '..0x7f).contains(&byte) && !special.contains(&byte))
+}
+
 /// Puts `text` in a code span, with a fence longer than any backtick run in it. Control
 /// characters become spaces, so the span stays on one line.
 fn code(text: &str) -> String {
+    if plain(text, b"`") && !text.starts_with(' ') && !text.ends_with(' ') {
+        let mut span = String::with_capacity(text.len() + 2);
+        span.push('`');
+        span.push_str(text);
+        span.push('`');
+        return span;
+    }
     let text: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -405,14 +421,19 @@ fn code(text: &str) -> String {
     }
 }
 
+/// The characters that [`escape`] puts a backslash before.
+const MARKUP: &[u8] = b"\\`*_[]<>#|~!&{}";
+
 /// Escapes Markdown and HTML syntax in running text, and turns control characters into
 /// spaces.
-fn escape(text: &str) -> String {
+fn escape(text: &str) -> Cow<'_, str> {
+    if plain(text, MARKUP) {
+        return Cow::Borrowed(text);
+    }
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '!' | '&' | '{'
-            | '}' => {
+            c if c.is_ascii() && MARKUP.contains(&(c as u8)) => {
                 escaped.push('\\');
                 escaped.push(c);
             }
@@ -420,26 +441,35 @@ fn escape(text: &str) -> String {
             c => escaped.push(c),
         }
     }
-    escaped
+    Cow::Owned(escaped)
 }
 
 /// Text safe on a TOML comment line: control characters become spaces.
-fn comment_text(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+fn comment_text(text: &str) -> Cow<'_, str> {
+    if plain(text, b"") {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect(),
+    )
 }
 
 /// Quotes `text` as a TOML basic string.
 fn toml_string(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len() + 2);
     quoted.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => quoted.push_str("\\\""),
-            '\\' => quoted.push_str("\\\\"),
-            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", c as u32)),
-            c => quoted.push(c),
+    if plain(text, b"\"\\") {
+        quoted.push_str(text);
+    } else {
+        for c in text.chars() {
+            match c {
+                '"' => quoted.push_str("\\\""),
+                '\\' => quoted.push_str("\\\\"),
+                c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", c as u32)),
+                c => quoted.push(c),
+            }
         }
     }
     quoted.push('"');

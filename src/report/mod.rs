@@ -6,7 +6,9 @@
 
 mod csv;
 mod explain;
+mod instant;
 mod json;
+mod line_format;
 mod load;
 mod markdown;
 pub mod policy_text;
@@ -15,18 +17,14 @@ mod table;
 
 pub use csv::render_csv;
 pub use explain::render_explanation;
+pub use instant::{Instant, instant};
 pub use json::{render_json, to_json};
 pub use load::{LoadError, run_from_json};
 pub use markdown::{EXEMPTION_DAYS, REASON_PLACEHOLDER, render_markdown};
 pub use reason::reason;
 pub use table::render_table;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-
-/// Formats an instant as RFC 3339 in UTC with `Z`, keeping fraction digits only when set.
-pub fn instant(value: DateTime<Utc>) -> String {
-    value.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
+use chrono::{DateTime, Utc};
 
 /// Whole days between two instants, rounded down.
 pub fn days_between(earlier: DateTime<Utc>, later: DateTime<Utc>) -> i64 {

@@ -40,9 +40,11 @@ const SUFFIX_LEN: usize = HASH_MEMBER.len() + HASH_HEX_LEN + 2;
 /// SHA-256 of `bytes` in lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let hash = digest(&SHA256, bytes);
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(HASH_HEX_LEN);
     for byte in hash.as_ref() {
-        text.push_str(&format!("{byte:02x}"));
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     text
 }
