@@ -36,7 +36,7 @@ prop_compose! {
             id,
             name: name.to_owned(),
             scope: Some(vec![if admin { "sp:scopes:all".into() } else { "sp:read".into() }]),
-            owner: Owner { kind: Some("IDENTITY".into()), id: Some(owner.into()), name: Some(owner.to_uppercase()) },
+            owner: Owner { id: Some(owner.into()), name: Some(owner.to_uppercase()) },
             created,
             last_used,
             managed,

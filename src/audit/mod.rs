@@ -99,7 +99,8 @@ pub struct TokenResult {
     pub outcome: Outcome,
     pub rules: Vec<String>,
     pub protections: Vec<Protection>,
-    pub exemption: Option<ExemptionNote>,
+    /// Boxed because few tokens have one, and a large tenant holds a result per token.
+    pub exemption: Option<Box<ExemptionNote>>,
     pub first_flagged: Option<DateTime<Utc>>,
     pub grace_until: Option<DateTime<Utc>>,
     /// The cause of a failed delete.
@@ -391,10 +392,11 @@ async fn run_tenant_in_span(
 
     // The state was saved above; its map of first-flagged times is not needed any more.
     drop(std::mem::take(&mut state.first_flagged));
+    drop(judgments);
     let tokens = collect_results(
         config,
         std::mem::take(&mut listed.tokens),
-        judgments,
+        rules,
         assessments,
         &mut errors,
     );
@@ -498,18 +500,18 @@ fn update_first_flagged(
 
 /// Turns each token and its assessment into the token's result, in listing order.
 ///
-/// The tokens, judgments and assessments are taken from the back, and their lists shrink as
+/// The tokens, rule names and assessments are taken from the back, and their lists shrink as
 /// the results grow, so that a large tenant does not keep all of them in full at once.
 fn collect_results(
     config: &Config,
     mut tokens: Vec<Token>,
-    mut judgments: Vec<crate::policy::Judgment>,
+    mut rules: Vec<Vec<String>>,
     mut assessments: Vec<Assessment>,
     errors: &mut BTreeMap<usize, String>,
 ) -> Vec<TokenResult> {
     let mut results = Vec::with_capacity(tokens.len());
-    while let (Some(token), Some(judgment), Some(assessment)) =
-        (tokens.pop(), judgments.pop(), assessments.pop())
+    while let (Some(token), Some(rules_of_token), Some(assessment)) =
+        (tokens.pop(), rules.pop(), assessments.pop())
     {
         let index = tokens.len();
         let exemption = assessment
@@ -518,18 +520,18 @@ fn collect_results(
             .or(assessment.expired_exemption.map(|index| (index, true)))
             .map(|(index, expired)| {
                 let exemption = &config.exemptions[index];
-                ExemptionNote {
+                Box::new(ExemptionNote {
                     selector: exemption.selector(),
                     reason: exemption.reason.clone(),
                     until: exemption.until,
                     expired,
-                }
+                })
             });
         results.push(TokenResult {
             token,
             verdict: assessment.verdict,
             outcome: assessment.outcome,
-            rules: config.policy.rule_names(&judgment),
+            rules: rules_of_token,
             protections: assessment.protections,
             exemption,
             first_flagged: assessment.first_flagged,
@@ -538,7 +540,7 @@ fn collect_results(
         });
         if tokens.capacity() > 2 * tokens.len() + 1024 {
             tokens.shrink_to_fit();
-            judgments.shrink_to_fit();
+            rules.shrink_to_fit();
             assessments.shrink_to_fit();
         }
     }

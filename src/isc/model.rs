@@ -19,7 +19,7 @@ pub const DEFAULT_ACCESS_TOKEN_VALIDITY_SECONDS: u32 = 43_200;
 pub struct Token {
     pub id: String,
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact_list")]
     pub scope: Option<Vec<String>>,
     pub owner: Owner,
     #[serde(deserialize_with = "instant")]
@@ -36,11 +36,10 @@ pub struct Token {
     pub user_aware_token_never_expires: Option<bool>,
 }
 
-/// The identity that owns a token. The API marks none of its fields as required.
+/// The identity that owns a token. The API marks none of its fields as required. Its
+/// `type` is always `IDENTITY` and is not kept: a large tenant would hold a copy per token.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Owner {
-    #[serde(rename = "type", default)]
-    pub kind: Option<String>,
     #[serde(default)]
     pub id: Option<String>,
     #[serde(default)]
@@ -212,6 +211,19 @@ fn parse_utc_fast(text: &str) -> Option<DateTime<Utc>> {
     let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
     let time = chrono::NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
     Some(date.and_time(time).and_utc())
+}
+
+/// Reads a list of strings without spare capacity: a list parsed from JSON grows by
+/// doubling from four, and a large tenant holds one scope list per token.
+fn exact_list<'de, D>(deserializer: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let mut list = Option::<Vec<String>>::deserialize(deserializer)?;
+    if let Some(list) = &mut list {
+        list.shrink_to_fit();
+    }
+    Ok(list)
 }
 
 fn null_as_false<'de, D>(deserializer: D) -> Result<bool, D::Error>

@@ -16,7 +16,6 @@ fn token(last_used: Option<&str>) -> Token {
         name: "nightly-export".into(),
         scope: Some(vec!["sp:scopes:all".into()]),
         owner: Owner {
-            kind: Some("IDENTITY".into()),
             id: Some("owner-1".into()),
             name: Some("Jordan Example".into()),
         },

@@ -246,7 +246,6 @@ fn token_result(stored: StoredToken) -> Result<TokenResult, LoadError> {
             name: stored.name,
             scope: stored.scope,
             owner: Owner {
-                kind: None,
                 id: stored.owner.id,
                 name: stored.owner.name,
             },
@@ -261,11 +260,13 @@ fn token_result(stored: StoredToken) -> Result<TokenResult, LoadError> {
         outcome,
         rules: stored.rules,
         protections,
-        exemption: stored.exemption.map(|exemption| ExemptionNote {
-            selector: exemption.selector,
-            reason: exemption.reason,
-            until: exemption.until,
-            expired: exemption.expired,
+        exemption: stored.exemption.map(|exemption| {
+            Box::new(ExemptionNote {
+                selector: exemption.selector,
+                reason: exemption.reason,
+                until: exemption.until,
+                expired: exemption.expired,
+            })
         }),
         first_flagged: stored.first_flagged,
         grace_until: stored.grace_until,
