@@ -87,9 +87,7 @@ impl<T: DeserializeOwned, U> ArrayParser<T, U> {
                     } else {
                         // Skip to the next quote or backslash: string contents are most of
                         // the text.
-                        let rest = &chunk[index..];
-                        let Some(found) = rest.iter().position(|b| *b == b'"' || *b == b'\\')
-                        else {
+                        let Some(found) = memchr::memchr2(b'"', b'\\', &chunk[index..]) else {
                             break;
                         };
                         index += found;
