@@ -20,7 +20,7 @@ use crate::policy::Action;
 use crate::safety::Outcome;
 use crate::state::DeleteStatus;
 
-use super::{days_between, instant};
+use super::{Instant, days_between, instant};
 
 /// How long a suggested exemption lasts, from the run's as-of instant.
 pub const EXEMPTION_DAYS: i64 = 90;
@@ -209,12 +209,12 @@ fn token_section(
         Some(last_used) => format!(
             "last used {} before this run ({})",
             days(days_between(last_used, run.as_of)),
-            instant(last_used)
+            Instant(last_used)
         ),
         None => format!(
             "never used, created {} before this run ({})",
             days(days_between(token.created, run.as_of)),
-            instant(token.created)
+            Instant(token.created)
         ),
     };
     writeln!(out, "- Why: {} by {rules}; {usage}", result.verdict,)?;
@@ -233,7 +233,7 @@ fn token_section(
         out,
         "- Token: scope {scope}; created {}; expires {expires}; access tokens valid {} s; \
          managed {}",
-        instant(token.created),
+        Instant(token.created),
         token.access_token_validity_seconds(),
         if token.managed { "yes" } else { "no" }
     )?;
@@ -257,14 +257,14 @@ fn outcome_text(run: &Run, result: &TokenResult) -> String {
                 escape(&exemption.selector),
                 exemption
                     .until
-                    .map_or(String::new(), |until| format!(", until {}", instant(until))),
+                    .map_or(String::new(), |until| format!(", until {}", Instant(until))),
                 escape(&exemption.reason)
             ),
             None => "exempt".to_owned(),
         },
         Outcome::Protected => format!("protected ({})", protections.join(", ")),
         Outcome::Grace => match result.grace_until {
-            Some(until) => format!("grace period until {}", instant(until)),
+            Some(until) => format!("grace period until {}", Instant(until)),
             None => "grace period".to_owned(),
         },
         Outcome::Deferred => "deferred: over the per-run budget".to_owned(),
@@ -304,7 +304,7 @@ fn deletion_text(run: &Run, result: &TokenResult, schedule: Option<&Schedule>) -
             let Some(until) = result.grace_until else {
                 return format!("after the grace period{enabled}");
             };
-            let mut text = format!("by the first run from {}{enabled}", instant(until));
+            let mut text = format!("by the first run from {}{enabled}", Instant(until));
             if let Some(next) = schedule.and_then(|schedule| first_run_from(schedule, until)) {
                 text.push_str(&format!(
                     "; the first scheduled run then is {next} ({})",
