@@ -54,7 +54,7 @@ impl Trail {
     }
 
     /// Writes the records appended so far to the file, so that the state file, saved next,
-    /// never says a change was logged when its record is still in memory. A failure is
+    /// never marks a change as logged while its record is still in memory. A failure is
     /// logged, not returned.
     pub(super) fn flush(&mut self) {
         if let Some(log) = &mut self.log

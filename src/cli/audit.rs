@@ -147,9 +147,9 @@ pub async fn run(args: AuditArgs) -> u8 {
     worst
 }
 
-/// Prints the JSON report of `run`: a copy of the file the run stored, which holds the same
-/// bytes, so that a large tenant's report is rendered once; rendered anew when the run
-/// stored none (a forecast, or a failed write).
+/// Prints the JSON report of `run`. When the run stored one, its file has the same bytes and
+/// is copied, so a large tenant's report is rendered once. Otherwise (a forecast, or a
+/// failed write) the report is rendered anew.
 fn print_json(run: &Run, out: &mut std::io::StdoutLock<'_>) -> std::io::Result<()> {
     if let Some(path) = &run.report_file
         && let Ok(mut stored) = std::fs::File::open(path)

@@ -1,4 +1,4 @@
-//! How reports write instants: RFC 3339 in UTC with `Z`, and 3, 6 or 9 fraction digits
+//! Instants as reports write them: RFC 3339 in UTC with `Z`, and 3, 6 or 9 fraction digits
 //! when there is a fraction, as few as hold it (chrono's `SecondsFormat::AutoSi`).
 //!
 //! Reports write several instants per token, so this formats into a buffer on the stack

@@ -9,8 +9,8 @@ use std::io::{self, Write};
 
 use serde_json::ser::{CompactFormatter, Formatter};
 
-/// Objects and arrays nested up to this depth (the report object is depth 1) put each
-/// member on its own line; deeper ones are written compactly.
+/// Objects and arrays nested up to this depth put each member on its own line. The report
+/// object is depth 1, and deeper values are written compactly.
 const INDENTED_DEPTH: usize = 2;
 
 const INDENT: &[u8] = b"  ";
@@ -30,7 +30,7 @@ impl LineFormatter {
         Self::default()
     }
 
-    /// Whether the innermost open object or array is indented.
+    /// Returns whether the innermost open object or array is indented.
     fn indented(&self) -> bool {
         self.depth <= INDENTED_DEPTH
     }
@@ -135,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn outer_levels_are_indented_and_deeper_ones_stay_on_one_line() {
+    fn deep_values_stay_on_one_line() {
         let value = json!({
             "empty": [],
             "summary": {"by_outcome": {"deleted": 1, "grace": 2}, "listed": 3},

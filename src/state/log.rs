@@ -413,8 +413,9 @@ impl AuditLog {
     }
 
     /// Links `record` to the one before and appends it. With `sync` it returns only once the
-    /// record and every one before it are on disk, which delete intents need before their
-    /// request is sent; without, the record may wait in memory until a later write.
+    /// record and every one before it are on disk, because a delete intent must be durable
+    /// before its request is sent. Without `sync`, the record may wait in memory until a
+    /// later write.
     ///
     /// An error means that this record is not in the log; the records appended before it
     /// stay pending and are written by the next successful write. A failed write is cut

@@ -171,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn last_report_follows_the_newest_run_after_older_ones_are_pruned() {
+    fn last_report_survives_pruning() {
         let dir = tempfile::tempdir().unwrap();
         for index in 0..KEPT_RUNS + 2 {
             let run_id = format!("20261201T{index:06}Z-00");
