@@ -50,7 +50,8 @@ def parse_args():
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios: " + ", ".join(SCENARIOS))
     parser.add_argument("--sizes", help="comma-separated tenant sizes of the scale scenario")
     parser.add_argument("--idle-seconds", type=float, help="idle time before the daemon's footprint is read (default 60, smoke 2)")
-    parser.add_argument("--out", help="directory for benchmarks.md and the plots (default docs/, smoke a temporary one)")
+    parser.add_argument("--out", help="directory for benchmarks.md and the plots (default docs/ for a full run, "
+                        "a temporary one for a smoke or partial run)")
     parser.add_argument("--results", help="file for the raw results (default bench/results.json, or results.json in --out when given)")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temporary directory with tenants and logs")
     parser.add_argument("--render-only", metavar="RESULTS", help="measure nothing: rewrite the page and plots from a results file")
@@ -81,16 +82,23 @@ def main():
         sys.exit(f"unknown scenario(s) {', '.join(sorted(unknown))}; expected some of {', '.join(SCENARIOS)}")
 
     tmp = Path(tempfile.mkdtemp(prefix="patrol-bench-"))
+    # Only a full run replaces the committed page and results: a partial one would drop
+    # every table it did not measure.
+    partial = (set(only) != set(SCENARIOS) or args.sizes or args.reps
+               or args.idle_seconds is not None)
     if args.out:
         out = Path(args.out)
     elif args.smoke:
         out = Path(tempfile.mkdtemp(prefix="patrol-bench-smoke-"))
+    elif partial:
+        out = Path(tempfile.mkdtemp(prefix="patrol-bench-partial-"))
+        scenarios.log(f"a partial run leaves docs/ and bench/results.json alone; it writes to {out}")
     else:
         out = ROOT / "docs"
     out.mkdir(parents=True, exist_ok=True)
     if args.results:
         results_path = Path(args.results)
-    elif args.smoke or args.out:
+    elif args.smoke or args.out or partial:
         results_path = out / "results.json"
     else:
         results_path = BENCH_DIR / "results.json"

@@ -217,7 +217,7 @@ def targets_section(results):
                 "The CPU target is open. A first dry run of 100,000 tokens reads and parses about "
                 "70 MB of JSON in three listings, prints a 60 MB JSON report, stores it and a 40 MB "
                 "Markdown review pack in the state directory, and appends one audit record per "
-                "flagged token (39,000 of them). [Scale](#scale-listing-and-judging-large-tenants) "
+                "token flagged for deletion (about 35,000). [Scale](#scale-listing-and-judging-large-tenants) "
                 "shows where the time goes. No single part holds most of what is left, so reaching "
                 "0.3 s takes several changes: a faster JSON parser for the listings, audit records "
                 "serialized from the token instead of a copy of it, and a cheaper review pack.",
@@ -352,7 +352,7 @@ def scale_section(results, plot):
         "31% of the samples into the three listings (reading the bodies, finding the array's "
         "elements and parsing them; the full listing is half of that), 31% into the stored "
         "reports (the Markdown review pack 16%, the JSON report 14%, which stdout then gets "
-        "as a file copy), and 14% into the 39,000 audit records of a first run (each a copy "
+        "as a file copy), and 14% into the 35,000 audit records of a first run (each a copy "
         "of its token, serialized and hashed). Judging every token, the state file and "
         "building the results share the rest with the process's start and the kernel's page "
         "faults.",
@@ -406,6 +406,9 @@ def daemon_section(results):
                          f"{fmt(harness.percentile(values, 0.9), 1)} | {fmt(harness.percentile(values, 0.99), 1)} | "
                          f"{fmt(values[-1] if values else None, 1)} |")
         unfinished = sum(1 for run in scrape["runs"] if run["run_s"] is None)
+        lines += ["", "After the run the body also holds the per-token series of up to 1,000 flagged "
+                  "tokens (the default `[metrics] max_token_series`), several thousand lines more, "
+                  "which is the likely reason each scrape then takes longer."]
         lines += ["", f"Failed scrapes: {errors}."
                   + (f" In {unfinished} repetition(s) no finished run showed before the time limit." if unfinished else ""), ""]
     return lines
@@ -467,8 +470,9 @@ def changes_section():
         "owner's type (always `IDENTITY`) is not kept, scope lists are parsed without a growing "
         "list's spare room, a result's rare exemption is boxed, the rule names computed for the "
         "audit log are reused for the results, and the release build uses full LTO with one "
-        "codegen unit (15% less text, which is resident too): 111 MiB down to about 96 MiB "
-        "measured with `/usr/bin/time`, 88.5 MiB in the table above.",
+        "codegen unit (15% less text, which is resident too): 111 MiB down to about 96 MiB, "
+        "measured with `/usr/bin/time` against a simulated tenant started apart from the "
+        "benchmark. The Scale table has the benchmark's own figure.",
         "- **Synced audit writes off the runtime's worker** (`src/audit/delete.rs`). Each "
         "delete writes two synced records, and `fdatasync` here takes 2 ms at the median and "
         "up to 20 ms. That stalled a worker thread, sends left late and bunched up at the "
