@@ -280,7 +280,7 @@ async fn report_keeps_tripped_breaker() {
 }
 
 #[tokio::test]
-async fn json_report_is_printed_when_report_files_cannot_be_written() {
+async fn json_report_prints_without_report_files() {
     let workspace = Workspace::new();
     let Contract { sim: _sim, policy } = contract(&workspace);
     let tenant_dir = workspace.state_dir().join("acme");

@@ -99,7 +99,7 @@ pub struct TokenResult {
     pub outcome: Outcome,
     pub rules: Vec<String>,
     pub protections: Vec<Protection>,
-    /// Boxed because few tokens have one, and a large tenant holds a result per token.
+    /// Boxed because few tokens have one, and a large tenant keeps a result per token.
     pub exemption: Option<Box<ExemptionNote>>,
     pub first_flagged: Option<DateTime<Utc>>,
     pub grace_until: Option<DateTime<Utc>>,
@@ -151,7 +151,7 @@ pub struct Run {
     /// Deletes of earlier runs left without a result, reconciled by this run.
     pub recovered: Vec<Recovered>,
     pub requests: RequestStats,
-    /// The JSON report stored in the state directory, once written. It holds the bytes that
+    /// The JSON report stored in the state directory, once written. It contains the bytes that
     /// `patrol audit --format json` prints for this run.
     pub report_file: Option<std::path::PathBuf>,
 }

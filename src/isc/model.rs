@@ -214,7 +214,7 @@ fn parse_utc_fast(text: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Reads a list of strings without spare capacity: a list parsed from JSON grows by
-/// doubling from four, and a large tenant holds one scope list per token.
+/// doubling from four, and a large tenant keeps one scope list per token.
 fn exact_list<'de, D>(deserializer: D) -> Result<Option<Vec<String>>, D::Error>
 where
     D: serde::Deserializer<'de>,

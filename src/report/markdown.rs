@@ -386,8 +386,8 @@ fn owner_label(id: Option<&str>, name: Option<&str>) -> String {
     }
 }
 
-/// Whether `text` is ASCII without control characters and without any of `special`, so
-/// that it can be written as it is. Most names and ids are, and skip the slower paths.
+/// Returns whether `text` is ASCII without control characters or any of `special`, so it
+/// can be written as it is. Most names and ids are, and skip the slower paths.
 fn plain(text: &str, special: &[u8]) -> bool {
     text.bytes()
         .all(|byte| (b' '..0x7f).contains(&byte) && !special.contains(&byte))

@@ -417,8 +417,8 @@ impl AuditLog {
     /// before its request is sent. Without `sync`, the record may wait in memory until a
     /// later write.
     ///
-    /// An error means that this record is not in the log; the records appended before it
-    /// stay pending and are written by the next successful write. A failed write is cut
+    /// An error means that this record is not in the log. The records appended before it
+    /// stay pending, and the next successful write adds them. A failed write is cut
     /// back from the file, so no partial line stays.
     pub fn append(&mut self, mut record: Record, sync: bool) -> Result<(), StateError> {
         record.prev = self.head.hash.clone();
@@ -817,7 +817,7 @@ mod tests {
     }
 
     #[test]
-    fn unsynced_records_wait_for_a_synced_one_or_a_flush() {
+    fn unsynced_records_wait_for_flush() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOG_FILE);
         let lines = || fs::read_to_string(&path).unwrap().lines().count();
