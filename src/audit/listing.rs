@@ -8,10 +8,9 @@
 //! reading of `lastUsed` disagree are counted, because that points at clock skew or a
 //! changed API. Every id is collected before any delete starts.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::ids::{IdMap, IdSet, id_map, id_set};
 use crate::isc::{Client, IscError, ListFilter, Token, TokenSummary};
 use crate::policy::{LAST_USED_GRANULARITY, Policy};
 
@@ -105,31 +104,34 @@ pub async fn list_tenant(
     let mut missing_unused = Vec::new();
     let mut missing_never_used = Vec::new();
     {
-        let known: HashSet<&str> = listed
-            .tokens
-            .iter()
-            .map(|token| token.id.as_str())
-            .collect();
-        let mut missing_ids = HashSet::new();
+        let positions = positions(&listed.tokens);
+        let mut missing_ids = id_set(0);
 
         if let (Some(instant), Some(unused)) = (last_used_le, unused) {
             listed.last_used_le = Some(instant);
             match unused {
                 Ok(listing) => {
                     listed.last_used_le_count = Some(listing.tokens.len());
-                    let returned = distinct_ids(&listing.tokens, &mut listed.duplicates);
+                    let found = cross_check(
+                        &listing.tokens,
+                        &positions,
+                        &mut missing_ids,
+                        &mut listed.duplicates,
+                    );
                     listed.filter_disagreements += listed
                         .tokens
                         .iter()
-                        .filter(|token| token.last_used.is_some_and(|used| used <= instant))
-                        .filter(|token| !returned.contains(token.id.as_str()))
+                        .zip(&found.returned)
+                        .filter(|(token, returned)| {
+                            !**returned && token.last_used.is_some_and(|used| used <= instant)
+                        })
                         .count();
                     listed.filter_disagreements += listing
                         .tokens
                         .iter()
                         .filter(|token| token.last_used.is_none_or(|used| used > instant))
                         .count();
-                    missing_unused = unseen(&listing.tokens, &known, &mut missing_ids);
+                    missing_unused = found.missing;
                 }
                 Err(error) => problems.push(format!("the lastUsed le listing failed: {error}")),
             }
@@ -138,19 +140,24 @@ pub async fn list_tenant(
         match never_used {
             Ok(listing) => {
                 listed.never_used_count = Some(listing.tokens.len());
-                let returned = distinct_ids(&listing.tokens, &mut listed.duplicates);
+                let found = cross_check(
+                    &listing.tokens,
+                    &positions,
+                    &mut missing_ids,
+                    &mut listed.duplicates,
+                );
                 listed.filter_disagreements += listed
                     .tokens
                     .iter()
-                    .filter(|token| token.last_used.is_none())
-                    .filter(|token| !returned.contains(token.id.as_str()))
+                    .zip(&found.returned)
+                    .filter(|(token, returned)| !**returned && token.last_used.is_none())
                     .count();
                 listed.filter_disagreements += listing
                     .tokens
                     .iter()
                     .filter(|token| token.last_used.is_some())
                     .count();
-                missing_never_used = unseen(&listing.tokens, &known, &mut missing_ids);
+                missing_never_used = found.missing;
             }
             Err(error) => problems.push(format!("the lastUsed isnull listing failed: {error}")),
         }
@@ -200,7 +207,7 @@ pub async fn list_tenant(
 
 /// Drops every token whose id appeared earlier in the list; returns how many.
 fn drop_repeated(tokens: &mut Vec<Token>) -> usize {
-    let mut seen = HashSet::with_capacity(tokens.len());
+    let mut seen = id_set(tokens.len());
     let first: Vec<bool> = tokens
         .iter()
         .map(|token| seen.insert(token.id.as_str()))
@@ -213,31 +220,52 @@ fn drop_repeated(tokens: &mut Vec<Token>) -> usize {
     before - tokens.len()
 }
 
-/// Returns the distinct ids of a filtered listing and counts the repeated ones.
-fn distinct_ids<'a>(summaries: &'a [TokenSummary], duplicates: &mut usize) -> HashSet<&'a str> {
-    let mut ids = HashSet::with_capacity(summaries.len());
+/// Maps each id of the full listing, without repeats, to its position.
+fn positions(tokens: &[Token]) -> IdMap<&str, usize> {
+    let mut positions = id_map(tokens.len());
+    for (position, token) in tokens.iter().enumerate() {
+        positions.insert(token.id.as_str(), position);
+    }
+    positions
+}
+
+/// What a filtered listing returned, measured against the full listing.
+#[derive(Debug, PartialEq, Eq)]
+struct CrossCheck {
+    /// Whether the filtered listing returned the full listing's token at each position.
+    returned: Vec<bool>,
+    /// Ids that the full listing lacks and no earlier cross-check reported, in order.
+    missing: Vec<String>,
+}
+
+/// Marks the tokens of the full listing that `summaries` returned, counts the ids that
+/// `summaries` repeats, and collects the ids the full listing lacks. `missing_ids` holds the
+/// lacking ids of earlier cross-checks, so that each is reported once.
+fn cross_check(
+    summaries: &[TokenSummary],
+    positions: &IdMap<&str, usize>,
+    missing_ids: &mut IdSet<String>,
+    duplicates: &mut usize,
+) -> CrossCheck {
+    let mut returned = vec![false; positions.len()];
+    let mut missing = Vec::new();
+    let mut returned_missing = id_set(0);
     for summary in summaries {
-        if !ids.insert(summary.id.as_str()) {
+        let id = summary.id.as_str();
+        let repeated = match positions.get(id) {
+            Some(&position) => std::mem::replace(&mut returned[position], true),
+            None => {
+                if missing_ids.insert(summary.id.clone()) {
+                    missing.push(summary.id.clone());
+                }
+                !returned_missing.insert(id)
+            }
+        };
+        if repeated {
             *duplicates += 1;
         }
     }
-    ids
-}
-
-/// Returns, in order and once each, the ids of `summaries` that neither `known` nor
-/// `missing_ids` holds, and adds them to `missing_ids`.
-fn unseen(
-    summaries: &[TokenSummary],
-    known: &HashSet<&str>,
-    missing_ids: &mut HashSet<String>,
-) -> Vec<String> {
-    let mut unseen = Vec::new();
-    for summary in summaries {
-        if !known.contains(summary.id.as_str()) && missing_ids.insert(summary.id.clone()) {
-            unseen.push(summary.id.clone());
-        }
-    }
-    unseen
+    CrossCheck { returned, missing }
 }
 
 /// Lists `filter` again, in full, and appends the tokens with the given ids.
@@ -248,9 +276,10 @@ async fn add_tokens(
     ids: &[String],
     listed: &mut Listed,
 ) -> Result<(), IscError> {
-    let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let mut wanted = id_set(ids.len());
+    wanted.extend(ids.iter().map(String::as_str));
     let listing = client.list(filter, owner_id).await?;
-    let mut added = HashSet::new();
+    let mut added = id_set(ids.len());
     for token in listing.tokens {
         if wanted.contains(token.id.as_str()) && added.insert(token.id.clone()) {
             listed.tokens.push(token);
@@ -286,25 +315,44 @@ mod tests {
     }
 
     #[test]
-    fn filtered_listing_repeats_are_counted() {
+    fn cross_check_marks_returned_tokens_and_counts_repeats() {
+        let tokens = [token("a"), token("b"), token("c")];
+        let positions = positions(&tokens);
+        let mut missing = id_set(0);
         let mut duplicates = 0;
-        let summaries = [summary("a"), summary("c"), summary("c")];
-        let ids = distinct_ids(&summaries, &mut duplicates);
-        assert_eq!(ids, HashSet::from(["a", "c"]));
-        assert_eq!(duplicates, 1);
+        let summaries = [
+            summary("a"),
+            summary("c"),
+            summary("c"),
+            summary("x"),
+            summary("x"),
+        ];
+        let found = cross_check(&summaries, &positions, &mut missing, &mut duplicates);
+        assert_eq!(found.returned, [true, false, true]);
+        assert_eq!(found.missing, ["x"]);
+        assert_eq!(duplicates, 2);
     }
 
     #[test]
-    fn unseen_ids_are_reported_once() {
-        let known = HashSet::from(["a"]);
-        let mut missing = HashSet::new();
-        let first = unseen(
+    fn ids_missing_from_the_full_listing_are_reported_once() {
+        let tokens = [token("a")];
+        let positions = positions(&tokens);
+        let mut missing = id_set(0);
+        let mut duplicates = 0;
+        let first = cross_check(
             &[summary("a"), summary("c"), summary("c")],
-            &known,
+            &positions,
             &mut missing,
+            &mut duplicates,
         );
-        assert_eq!(first, ["c"]);
-        let second = unseen(&[summary("c"), summary("d")], &known, &mut missing);
-        assert_eq!(second, ["d"]);
+        assert_eq!(first.missing, ["c"]);
+        let second = cross_check(
+            &[summary("c"), summary("d")],
+            &positions,
+            &mut missing,
+            &mut duplicates,
+        );
+        assert_eq!(second.missing, ["d"]);
+        assert_eq!(duplicates, 1);
     }
 }

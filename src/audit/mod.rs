@@ -9,6 +9,7 @@
 //! nothing and deletes nothing.
 
 mod delete;
+mod ids;
 mod listing;
 mod recovery;
 mod trail;
