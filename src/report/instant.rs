@@ -20,6 +20,11 @@ pub fn instant(value: DateTime<Utc>) -> String {
 pub struct Instant(pub DateTime<Utc>);
 
 impl Instant {
+    /// Appends the instant to `text`.
+    pub fn push_onto(self, text: &mut String) {
+        self.with_text(|instant| text.push_str(instant));
+    }
+
     fn with_text<R>(self, use_text: impl FnOnce(&str) -> R) -> R {
         let mut buffer = [0u8; 30];
         match write_fast(self.0, &mut buffer) {
@@ -40,6 +45,26 @@ impl fmt::Display for Instant {
 impl Serialize for Instant {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.with_text(|text| serializer.serialize_str(text))
+    }
+}
+
+/// Serializes an instant as chrono's `Serialize` does (RFC 3339, `Z`, `AutoSi` fraction),
+/// through [`Instant`]; for `#[serde(serialize_with = ...)]` on large files' instants.
+pub fn serialize_instant<S: Serializer>(
+    value: &DateTime<Utc>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    Instant(*value).serialize(serializer)
+}
+
+/// [`serialize_instant`] for an optional instant: `null` when absent.
+pub fn serialize_optional_instant<S: Serializer>(
+    value: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => serializer.serialize_some(&Instant(*value)),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -132,6 +157,29 @@ mod tests {
         fn matches_chrono(seconds in -70_000_000_000i64..300_000_000_000, nanos in 0u32..1_000_000_000) {
             let value = DateTime::from_timestamp(seconds, nanos).unwrap();
             prop_assert_eq!(instant(value), chrono_text(value));
+        }
+
+        #[test]
+        fn serializes_as_chrono_does(seconds in -70_000_000_000i64..300_000_000_000, nanos in 0u32..1_000_000_000) {
+            #[derive(Serialize)]
+            struct Fast {
+                #[serde(serialize_with = "serialize_instant")]
+                at: DateTime<Utc>,
+                #[serde(serialize_with = "serialize_optional_instant")]
+                maybe: Option<DateTime<Utc>>,
+                #[serde(serialize_with = "serialize_optional_instant")]
+                never: Option<DateTime<Utc>>,
+            }
+            #[derive(Serialize)]
+            struct Chrono {
+                at: DateTime<Utc>,
+                maybe: Option<DateTime<Utc>>,
+                never: Option<DateTime<Utc>>,
+            }
+            let value = DateTime::from_timestamp(seconds, nanos).unwrap();
+            let fast = serde_json::to_string(&Fast { at: value, maybe: Some(value), never: None }).unwrap();
+            let chrono = serde_json::to_string(&Chrono { at: value, maybe: Some(value), never: None }).unwrap();
+            prop_assert_eq!(fast, chrono);
         }
     }
 }

@@ -17,7 +17,7 @@ mod table;
 
 pub use csv::render_csv;
 pub use explain::render_explanation;
-pub use instant::{Instant, instant};
+pub use instant::{Instant, instant, serialize_instant, serialize_optional_instant};
 pub use json::{render_json, to_json};
 pub use load::{LoadError, run_from_json};
 pub use markdown::{EXEMPTION_DAYS, REASON_PLACEHOLDER, render_markdown};

@@ -52,17 +52,25 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Seals a record body (compact JSON of an object with at least one member) into the line
 /// written to disk, without the newline, and returns the line and the body's hash.
 pub fn seal(body: &[u8]) -> (Vec<u8>, String) {
+    let mut line = Vec::with_capacity(body.len() + SUFFIX_LEN);
+    line.extend_from_slice(body);
+    let hash = seal_in_place(&mut line);
+    (line, hash)
+}
+
+/// [`seal`] without a copy: turns the record body in `line` into its sealed line and
+/// returns the hash.
+pub fn seal_in_place(line: &mut Vec<u8>) -> String {
     assert!(
-        body.len() > 2 && body.ends_with(b"}"),
+        line.len() > 2 && line.ends_with(b"}"),
         "a record body is a JSON object with members"
     );
-    let hash = sha256_hex(body);
-    let mut line = Vec::with_capacity(body.len() + SUFFIX_LEN);
-    line.extend_from_slice(&body[..body.len() - 1]);
+    let hash = sha256_hex(line);
+    line.pop();
     line.extend_from_slice(HASH_MEMBER);
     line.extend_from_slice(hash.as_bytes());
     line.extend_from_slice(b"\"}");
-    (line, hash)
+    hash
 }
 
 /// Splits a line (without its newline) into the body that was hashed and the stored

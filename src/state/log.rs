@@ -28,9 +28,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::chain::{GENESIS, seal, sha256_hex, unseal};
+use super::chain::{GENESIS, seal_in_place, sha256_hex, unseal};
 use super::{StateError, sync_dir};
 use crate::isc::Token;
+use crate::report::{serialize_instant, serialize_optional_instant};
 
 /// The file records are appended to.
 pub const LOG_FILE: &str = "audit.jsonl";
@@ -129,8 +130,11 @@ pub struct TokenRecord {
     pub name: String,
     pub owner: OwnerRecord,
     pub scope: Option<Vec<String>>,
+    #[serde(serialize_with = "serialize_instant")]
     pub created: DateTime<Utc>,
+    #[serde(serialize_with = "serialize_optional_instant")]
     pub last_used: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "serialize_optional_instant")]
     pub expiration_date: Option<DateTime<Utc>>,
     /// As listed: null when the API left it out (the API's default is 43200).
     pub access_token_validity_seconds: Option<u32>,
@@ -178,6 +182,7 @@ pub struct ExemptionRecord {
     /// The exemption's selectors, like `token_id = …`.
     pub selector: String,
     pub reason: String,
+    #[serde(serialize_with = "serialize_optional_instant")]
     pub until: Option<DateTime<Utc>>,
 }
 
@@ -189,6 +194,7 @@ pub struct Record {
     pub run_id: String,
     pub tenant: String,
     /// When the record was written (the wall clock, also in forecasts of other instants).
+    #[serde(serialize_with = "serialize_instant")]
     pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenRecord>,
@@ -198,17 +204,29 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
     /// The instant the policy was evaluated at.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_optional_instant"
+    )]
     pub as_of: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<RunCounts>,
     /// Delete intents without a result when the run ended, this run's and earlier ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_intents: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_optional_instant"
+    )]
     pub first_flagged: Option<DateTime<Utc>>,
     /// When the grace period of a flagged token ends: it may be deleted from then on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_optional_instant"
+    )]
     pub grace_until: Option<DateTime<Utc>>,
     /// The token's outcome in this run, for `flag_cleared`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -339,6 +357,8 @@ pub struct AuditLog {
     /// The end of the chain, pending records included.
     head: Head,
     rotation: Rotation,
+    /// Room for the next record's line, kept between appends.
+    scratch: Vec<u8>,
 }
 
 /// Bytes of pending records that make an append write them out.
@@ -403,6 +423,7 @@ impl AuditLog {
             file,
             size,
             pending: Vec::new(),
+            scratch: Vec::new(),
             head,
             rotation,
         })
@@ -422,8 +443,11 @@ impl AuditLog {
     /// back from the file, so no partial line stays.
     pub fn append(&mut self, mut record: Record, sync: bool) -> Result<(), StateError> {
         record.prev = self.head.hash.clone();
-        let body = serde_json::to_vec(&record).expect("audit records serialize");
-        let (line, hash) = seal(&body);
+        // One buffer serves every record: a large run appends tens of thousands.
+        let mut line = std::mem::take(&mut self.scratch);
+        line.clear();
+        serde_json::to_writer(&mut line, &record).expect("audit records serialize");
+        let hash = seal_in_place(&mut line);
 
         let day = record.at.date_naive();
         let new_day = self.rotation.daily && self.head.day.is_some_and(|last| last != day);
@@ -444,6 +468,7 @@ impl AuditLog {
         );
         self.pending.extend_from_slice(&line);
         self.pending.push(b'\n');
+        self.scratch = line;
         if (sync || self.pending.len() >= PENDING_LIMIT)
             && let Err(error) = self.write_pending(sync)
         {
