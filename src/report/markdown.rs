@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -28,6 +29,9 @@ pub const EXEMPTION_DAYS: i64 = 90;
 /// The reason written into suggested exemptions. It passes validation, so the block works
 /// as pasted, and it names what the reviewer should write there.
 pub const REASON_PLACEHOLDER: &str = "REPLACE: why this token is still needed, and who agreed";
+
+/// Bytes of token sections gathered before they are written out.
+const PAGE_BYTES: usize = 64 * 1024;
 
 /// Writes the review pack of `run`. With `schedule`, a token in its grace period also gets
 /// the first scheduled run from the end of its grace period.
@@ -52,14 +56,23 @@ pub fn render_markdown(
              the reason with why the token is still needed and who agreed, and adjust \
              `until`."
         )?;
+        // Sections are built in one reused buffer and written in large pieces: a pack of
+        // 100,000 tokens is tens of megabytes.
+        let mut page = String::with_capacity(PAGE_BYTES + 4096);
         for (owner, tokens) in by_owner(flagged) {
-            writeln!(out)?;
-            writeln!(out, "## {owner}")?;
+            page.push_str("\n## ");
+            page.push_str(&owner);
+            page.push('\n');
             for result in tokens {
-                writeln!(out)?;
-                token_section(run, result, schedule, out)?;
+                page.push('\n');
+                token_section(run, result, schedule, &mut page);
+                if page.len() >= PAGE_BYTES {
+                    out.write_all(page.as_bytes())?;
+                    page.clear();
+                }
             }
         }
+        out.write_all(page.as_bytes())?;
     }
 
     if !run.recovered.is_empty() {
@@ -144,15 +157,20 @@ fn header(run: &Run, out: &mut dyn Write) -> io::Result<()> {
 /// Groups tokens by owner (by id, then name), owners sorted by name, and sorts each group
 /// by urgency.
 fn by_owner(flagged: Vec<&TokenResult>) -> Vec<(String, Vec<&TokenResult>)> {
-    let mut groups: BTreeMap<(String, String, String), Vec<&TokenResult>> = BTreeMap::new();
+    type Key<'a> = (Cow<'a, str>, &'a str, &'a str);
+    let mut groups: BTreeMap<Key<'_>, Vec<&TokenResult>> = BTreeMap::new();
     for result in flagged {
         let owner = &result.token.owner;
-        let name = owner.name.clone().unwrap_or_default();
-        let key = (
-            name.to_lowercase(),
-            name,
-            owner.id.clone().unwrap_or_default(),
-        );
+        let name = owner.name.as_deref().unwrap_or_default();
+        let folded = if name
+            .bytes()
+            .any(|byte| !byte.is_ascii() || byte.is_ascii_uppercase())
+        {
+            Cow::Owned(name.to_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
+        let key = (folded, name, owner.id.as_deref().unwrap_or_default());
         groups.entry(key).or_default().push(result);
     }
     groups
@@ -166,8 +184,8 @@ fn by_owner(flagged: Vec<&TokenResult>) -> Vec<(String, Vec<&TokenResult>)> {
                     .then(a.token.id.cmp(&b.token.id))
             });
             let label = owner_label(
-                (!id.is_empty()).then_some(id.as_str()),
-                (!name.is_empty()).then_some(name.as_str()),
+                (!id.is_empty()).then_some(id),
+                (!name.is_empty()).then_some(name),
             );
             (format!("Owner {label}"), tokens)
         })
@@ -189,68 +207,62 @@ fn urgency(outcome: Outcome) -> u8 {
     }
 }
 
-fn token_section(
-    run: &Run,
-    result: &TokenResult,
-    schedule: Option<&Schedule>,
-    out: &mut dyn Write,
-) -> io::Result<()> {
+fn token_section(run: &Run, result: &TokenResult, schedule: Option<&Schedule>, out: &mut String) {
     let token = &result.token;
-    writeln!(out, "### {} ({})", code(&token.name), code(&token.id))?;
-    writeln!(out)?;
-
-    let rules = result
-        .rules
-        .iter()
-        .map(|rule| code(rule))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let usage = match token.last_used {
-        Some(last_used) => format!(
-            "last used {} before this run ({})",
-            days(days_between(last_used, run.as_of)),
-            Instant(last_used)
-        ),
-        None => format!(
-            "never used, created {} before this run ({})",
-            days(days_between(token.created, run.as_of)),
-            Instant(token.created)
-        ),
-    };
-    writeln!(out, "- Why: {} by {rules}; {usage}", result.verdict,)?;
-    writeln!(out, "- Outcome: {}", outcome_text(run, result))?;
-    writeln!(out, "- Deletion: {}", deletion_text(run, result, schedule))?;
-    let scope = match &token.scope {
-        Some(scopes) if !scopes.is_empty() => scopes
-            .iter()
-            .map(|s| code(s))
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => "none listed".to_owned(),
-    };
-    let expires = token.expiration_date.map_or("never".to_owned(), instant);
-    writeln!(
-        out,
-        "- Token: scope {scope}; created {}; expires {expires}; access tokens valid {} s; \
-         managed {}",
-        Instant(token.created),
-        token.access_token_validity_seconds(),
-        if token.managed { "yes" } else { "no" }
-    )?;
+    out.push_str("### ");
+    push_code(out, &token.name);
+    out.push_str(" (");
+    push_code(out, &token.id);
+    out.push_str(")\n\n- Why: ");
+    out.push_str(result.verdict.as_str());
+    out.push_str(" by ");
+    push_list(out, &result.rules);
+    match token.last_used {
+        Some(last_used) => {
+            out.push_str("; last used ");
+            push_days(out, days_between(last_used, run.as_of));
+            out.push_str(" before this run (");
+            Instant(last_used).push_onto(out);
+        }
+        None => {
+            out.push_str("; never used, created ");
+            push_days(out, days_between(token.created, run.as_of));
+            out.push_str(" before this run (");
+            Instant(token.created).push_onto(out);
+        }
+    }
+    out.push_str(")\n- Outcome: ");
+    out.push_str(&outcome_text(run, result));
+    out.push_str("\n- Deletion: ");
+    out.push_str(&deletion_text(run, result, schedule));
+    out.push_str("\n- Token: scope ");
+    match &token.scope {
+        Some(scopes) if !scopes.is_empty() => push_list(out, scopes),
+        _ => out.push_str("none listed"),
+    }
+    out.push_str("; created ");
+    Instant(token.created).push_onto(out);
+    out.push_str("; expires ");
+    match token.expiration_date {
+        Some(expires) => Instant(expires).push_onto(out),
+        None => out.push_str("never"),
+    }
+    out.push_str("; access tokens valid ");
+    push_number(out, i64::from(token.access_token_validity_seconds()));
+    out.push_str(" s; managed ");
+    out.push_str(if token.managed { "yes\n" } else { "no\n" });
 
     if suggests_exemption(result) {
-        writeln!(out)?;
-        exemption_block(run, result, out)?;
+        out.push('\n');
+        exemption_block(run, result, out);
     }
-    Ok(())
 }
 
 /// Describes the outcome of a token, starting with the outcome's name.
-fn outcome_text(run: &Run, result: &TokenResult) -> String {
-    let protections: Vec<&str> = result.protections.iter().map(|p| p.as_str()).collect();
-    let mut text = match result.outcome {
-        Outcome::None => "none: kept".to_owned(),
-        Outcome::Reported => "reported for review".to_owned(),
+fn outcome_text(run: &Run, result: &TokenResult) -> Cow<'static, str> {
+    let mut text: Cow<'static, str> = match result.outcome {
+        Outcome::None => "none: kept".into(),
+        Outcome::Reported => "reported for review".into(),
         Outcome::Exempt => match &result.exemption {
             Some(exemption) => format!(
                 "exempt by {}{}: {}",
@@ -259,32 +271,37 @@ fn outcome_text(run: &Run, result: &TokenResult) -> String {
                     .until
                     .map_or(String::new(), |until| format!(", until {}", Instant(until))),
                 escape(&exemption.reason)
-            ),
-            None => "exempt".to_owned(),
+            )
+            .into(),
+            None => "exempt".into(),
         },
-        Outcome::Protected => format!("protected ({})", protections.join(", ")),
+        Outcome::Protected => {
+            let protections: Vec<&str> = result.protections.iter().map(|p| p.as_str()).collect();
+            format!("protected ({})", protections.join(", ")).into()
+        }
         Outcome::Grace => match result.grace_until {
-            Some(until) => format!("grace period until {}", Instant(until)),
-            None => "grace period".to_owned(),
+            Some(until) => format!("grace period until {}", Instant(until)).into(),
+            None => "grace period".into(),
         },
-        Outcome::Deferred => "deferred: over the per-run budget".to_owned(),
+        Outcome::Deferred => "deferred: over the per-run budget".into(),
         Outcome::Held => match &run.breaker {
-            Some(breaker) => format!("held by the {} breaker", breaker.kind()),
-            None => "held by a breaker".to_owned(),
+            Some(breaker) => format!("held by the {} breaker", breaker.kind()).into(),
+            None => "held by a breaker".into(),
         },
-        Outcome::DryRun => "dry run: would have been deleted".to_owned(),
-        Outcome::Due => "due for deletion".to_owned(),
-        Outcome::Deleted => "deleted by this run".to_owned(),
-        Outcome::Gone => "gone: already deleted (the API answered 404)".to_owned(),
+        Outcome::DryRun => "dry run: would have been deleted".into(),
+        Outcome::Due => "due for deletion".into(),
+        Outcome::Deleted => "deleted by this run".into(),
+        Outcome::Gone => "gone: already deleted (the API answered 404)".into(),
         Outcome::Failed => format!(
             "failed: {}",
             escape(result.error.as_deref().unwrap_or("unknown cause"))
-        ),
+        )
+        .into(),
     };
     if let Some(exemption) = &result.exemption
         && exemption.expired
     {
-        text.push_str(&format!(
+        text.to_mut().push_str(&format!(
             "; an exemption expired {}: {}",
             exemption.until.map(instant).unwrap_or_default(),
             escape(&exemption.reason)
@@ -293,7 +310,11 @@ fn outcome_text(run: &Run, result: &TokenResult) -> String {
     text
 }
 
-fn deletion_text(run: &Run, result: &TokenResult, schedule: Option<&Schedule>) -> String {
+fn deletion_text(
+    run: &Run,
+    result: &TokenResult,
+    schedule: Option<&Schedule>,
+) -> Cow<'static, str> {
     let enabled = if run.dry_run {
         " once deletion is enabled"
     } else {
@@ -302,7 +323,7 @@ fn deletion_text(run: &Run, result: &TokenResult, schedule: Option<&Schedule>) -
     match result.outcome {
         Outcome::Grace => {
             let Some(until) = result.grace_until else {
-                return format!("after the grace period{enabled}");
+                return format!("after the grace period{enabled}").into();
             };
             let mut text = format!("by the first run from {}{enabled}", Instant(until));
             if let Some(next) = schedule.and_then(|schedule| first_run_from(schedule, until)) {
@@ -311,20 +332,24 @@ fn deletion_text(run: &Run, result: &TokenResult, schedule: Option<&Schedule>) -
                     schedule.map_or("", |schedule| schedule.timezone.name())
                 ));
             }
-            text
+            text.into()
         }
-        Outcome::DryRun | Outcome::Due => format!("due now; by the next run{enabled}"),
+        Outcome::DryRun | Outcome::Due if run.dry_run => {
+            "due now; by the next run once deletion is enabled".into()
+        }
+        Outcome::DryRun | Outcome::Due => "due now; by the next run".into(),
         Outcome::Deferred => format!(
             "due now; over the budget of {} deletions per run, it goes first in the next run",
             run.max_deletions_per_run
-        ),
-        Outcome::Held => "due now; by the next run whose breakers do not trip".to_owned(),
-        Outcome::Failed => "the next run tries again".to_owned(),
-        Outcome::Deleted | Outcome::Gone => "done".to_owned(),
-        Outcome::Reported => "none: the matching rules only report it".to_owned(),
-        Outcome::Exempt => "none while the exemption applies".to_owned(),
-        Outcome::Protected => "none: patrol never deletes a protected token".to_owned(),
-        Outcome::None => "none".to_owned(),
+        )
+        .into(),
+        Outcome::Held => "due now; by the next run whose breakers do not trip".into(),
+        Outcome::Failed => "the next run tries again".into(),
+        Outcome::Deleted | Outcome::Gone => "done".into(),
+        Outcome::Reported => "none: the matching rules only report it".into(),
+        Outcome::Exempt => "none while the exemption applies".into(),
+        Outcome::Protected => "none: patrol never deletes a protected token".into(),
+        Outcome::None => "none".into(),
     }
 }
 
@@ -345,9 +370,8 @@ fn suggests_exemption(result: &TokenResult) -> bool {
     )
 }
 
-fn exemption_block(run: &Run, result: &TokenResult, out: &mut dyn Write) -> io::Result<()> {
+fn exemption_block(run: &Run, result: &TokenResult, out: &mut String) {
     let token = &result.token;
-    // A date's `Display` is `%Y-%m-%d`, without the cost of parsing a format string.
     let until = (run.as_of + TimeDelta::days(EXEMPTION_DAYS)).date_naive();
     let owner = token
         .owner
@@ -355,25 +379,35 @@ fn exemption_block(run: &Run, result: &TokenResult, out: &mut dyn Write) -> io::
         .as_deref()
         .or(token.owner.id.as_deref())
         .unwrap_or("no owner");
-    writeln!(out, "```toml")?;
-    writeln!(out, "[[exemption]]")?;
-    writeln!(
-        out,
-        "# {}, owned by {}",
-        comment_text(&token.name),
-        comment_text(owner)
-    )?;
-    writeln!(out, "token_id = {}", toml_string(&token.id))?;
-    writeln!(out, "reason = {}", toml_string(REASON_PLACEHOLDER))?;
-    writeln!(out, "until = \"{until}\"")?;
-    writeln!(out, "```")
+    out.push_str("```toml\n[[exemption]]\n# ");
+    out.push_str(&comment_text(&token.name));
+    out.push_str(", owned by ");
+    out.push_str(&comment_text(owner));
+    out.push_str("\ntoken_id = ");
+    push_toml_string(out, &token.id);
+    out.push_str("\nreason = ");
+    push_toml_string(out, REASON_PLACEHOLDER);
+    // A date's `Display` is `%Y-%m-%d`, without the cost of parsing a format string.
+    write!(out, "\nuntil = \"{until}\"\n```\n").expect("writing to a String cannot fail");
 }
 
-fn days(count: i64) -> String {
-    if count == 1 {
-        "1 day".to_owned()
-    } else {
-        format!("{count} days")
+/// Appends `count` days, as `1 day` or `N days`.
+fn push_days(out: &mut String, count: i64) {
+    push_number(out, count);
+    out.push_str(if count == 1 { " day" } else { " days" });
+}
+
+fn push_number(out: &mut String, number: i64) {
+    write!(out, "{number}").expect("writing to a String cannot fail");
+}
+
+/// Appends `items` as code spans separated by commas.
+fn push_list(out: &mut String, items: &[String]) {
+    for (position, item) in items.iter().enumerate() {
+        if position > 0 {
+            out.push_str(", ");
+        }
+        push_code(out, item);
     }
 }
 
@@ -396,12 +430,18 @@ fn plain(text: &str, special: &[u8]) -> bool {
 /// Puts `text` in a code span, with a fence longer than any backtick run in it. Control
 /// characters become spaces, so the span stays on one line.
 fn code(text: &str) -> String {
+    let mut span = String::with_capacity(text.len() + 2);
+    push_code(&mut span, text);
+    span
+}
+
+/// Appends [`code`] of `text`.
+fn push_code(out: &mut String, text: &str) {
     if plain(text, b"`") && !text.starts_with(' ') && !text.ends_with(' ') {
-        let mut span = String::with_capacity(text.len() + 2);
-        span.push('`');
-        span.push_str(text);
-        span.push('`');
-        return span;
+        out.push('`');
+        out.push_str(text);
+        out.push('`');
+        return;
     }
     let text: String = text
         .chars()
@@ -414,10 +454,13 @@ fn code(text: &str) -> String {
         longest = longest.max(run);
     }
     let fence = "`".repeat(longest + 1);
-    if longest > 0 || text.starts_with(' ') || text.ends_with(' ') {
-        format!("{fence} {text} {fence}")
+    let pad = if longest > 0 || text.starts_with(' ') || text.ends_with(' ') {
+        " "
     } else {
-        format!("{fence}{text}{fence}")
+        ""
+    };
+    for piece in [fence.as_str(), pad, text.as_str(), pad, fence.as_str()] {
+        out.push_str(piece);
     }
 }
 
@@ -457,23 +500,31 @@ fn comment_text(text: &str) -> Cow<'_, str> {
 }
 
 /// Quotes `text` as a TOML basic string.
+#[cfg(test)]
 fn toml_string(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len() + 2);
-    quoted.push('"');
+    push_toml_string(&mut quoted, text);
+    quoted
+}
+
+/// Appends `text` quoted as a TOML basic string.
+fn push_toml_string(out: &mut String, text: &str) {
+    out.push('"');
     if plain(text, b"\"\\") {
-        quoted.push_str(text);
+        out.push_str(text);
     } else {
         for c in text.chars() {
             match c {
-                '"' => quoted.push_str("\\\""),
-                '\\' => quoted.push_str("\\\\"),
-                c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", c as u32)),
-                c => quoted.push(c),
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    write!(out, "\\u{:04X}", c as u32).expect("writing to a String cannot fail");
+                }
+                c => out.push(c),
             }
         }
     }
-    quoted.push('"');
-    quoted
+    out.push('"');
 }
 
 #[cfg(test)]
