@@ -40,9 +40,7 @@ const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error(
-        "cannot create state directory {path}: {source}; check [state] dir and its permissions"
-    )]
+    #[error("cannot create directory {path}: {source}; check [state] dir and its permissions")]
     CreateDir {
         path: PathBuf,
         #[source]
