@@ -229,7 +229,7 @@ fn positions(tokens: &[Token]) -> IdMap<&str, usize> {
     positions
 }
 
-/// What a filtered listing returned, measured against the full listing.
+/// The comparison of one filtered listing with the full listing.
 #[derive(Debug, PartialEq, Eq)]
 struct CrossCheck {
     /// Whether the filtered listing returned the full listing's token at each position.
@@ -239,8 +239,8 @@ struct CrossCheck {
 }
 
 /// Marks the tokens of the full listing that `summaries` returned, counts the ids that
-/// `summaries` repeats, and collects the ids the full listing lacks. `missing_ids` holds the
-/// lacking ids of earlier cross-checks, so that each is reported once.
+/// `summaries` repeats, and collects the ids the full listing lacks. `missing_ids` contains
+/// the lacking ids of earlier cross-checks, so that each is reported once.
 fn cross_check(
     summaries: &[TokenSummary],
     positions: &IdMap<&str, usize>,
