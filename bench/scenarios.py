@@ -112,7 +112,7 @@ def scale(ctx, sizes, reps):
         path = ctx.tmp / f"scale-{size}.json"
         log(f"scale: writing a tenant of {size} tokens")
         tenant.write(tenant.scale_tenant(size, CLIENT_ID, now), path)
-        entry = {"size": size, "runs": {"patrol": [], "peer": []}}
+        entry = {"size": size, "runs": {"patrol": [], "patrol_later": [], "peer": []}}
         with Sim(ctx.patrol, path, ctx.tmp / "sim.log", rate_limit=0) as sim:
             state = ctx.tmp / "state-scale"
             policy = harness.write_policy(ctx.tmp / "scale.toml", sim.base_url, state, full_policy=True)
@@ -125,6 +125,14 @@ def scale(ctx, sizes, reps):
                         # records every flagged token in the audit log.
                         shutil.rmtree(state, ignore_errors=True)
                         measured = run_patrol_audit(ctx, policy, "/dev/null", apply=False)
+                        # Then a later run on the state the first one left, as a daemon's
+                        # runs after its first are: no token is newly flagged, and the
+                        # first-flagged times of every flagged token are read and written.
+                        log(f"scale {size} tokens patrol later run {rep + 1}/{reps}")
+                        later = run_patrol_audit(ctx, policy, "/dev/null", apply=False)
+                        if later["exit"] != 0:
+                            log(f"  patrol later run exited {later['exit']}; see {ctx.tmp}")
+                        entry["runs"]["patrol_later"].append(later)
                     else:
                         measured = run_peer(ctx, sim.base_url, ctx.tmp / "peer.out", apply=False)
                         if measured["exit"] == 0:
