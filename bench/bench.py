@@ -41,10 +41,16 @@ SCENARIOS = ["throughput", "scale", "idle", "scrape"]
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description="Benchmark patrol against the official Python SDK.")
-    parser.add_argument("--patrol", required=True, help="patrol binary to measure")
-    parser.add_argument("--sdk-python", required=True, help="interpreter of the venv with the sailpoint SDK")
-    parser.add_argument("--plot-python", help="interpreter with matplotlib; without it no plots are drawn")
+    parser = argparse.ArgumentParser(
+        description="Benchmark patrol against the official Python SDK.",
+        epilog="bench/run passes --patrol, --sdk-python and --plot-python itself; "
+        "give it only the other options.",
+    )
+    parser.add_argument("--patrol", required=True, help="patrol binary to measure (set by bench/run)")
+    parser.add_argument("--sdk-python", required=True,
+                        help="interpreter of the venv with the sailpoint SDK (set by bench/run)")
+    parser.add_argument("--plot-python",
+                        help="interpreter with matplotlib; without it no plots are drawn (set by bench/run)")
     parser.add_argument("--smoke", action="store_true", help="one small run of each scenario, into a temporary directory")
     parser.add_argument("--reps", type=int, help="repetitions of each measurement (default 3, smoke 1)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios: " + ", ".join(SCENARIOS))

@@ -128,9 +128,11 @@ def render(results, plots):
         "",
         "patrol against the script an ISC admin would otherwise write on SailPoint's official "
         f"Python SDK (`sailpoint` {machine['sailpoint']} from PyPI), both against the simulated tenant "
-        "(`patrol sim`) on 127.0.0.1, measured side by side in one run. Every table below was "
-        "written by the command in [Reproducing](#reproducing) from the numbers of that run; "
-        f"each cell is the median of {reps} repetition(s) with the range in brackets.",
+        "(`patrol sim`) on 127.0.0.1, measured side by side in one run. The command in "
+        "[Reproducing](#reproducing) wrote every table below from the numbers of that run, "
+        "except the table of CPU time by step, which was measured by hand and says how. "
+        f"Each cell is the median of {reps} repetition(s) with the range in brackets, unless "
+        "the table says it holds totals or pooled values.",
         "",
     ]
     if results["smoke"]:
@@ -149,6 +151,12 @@ def render(results, plots):
     return "\n".join(lines) + "\n"
 
 
+def duration_text(seconds):
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} minutes"
+
+
 def machine_section(results):
     machine = results["machine"]
     return [
@@ -163,7 +171,7 @@ def machine_section(results):
         f"| kernel | Linux {machine['kernel']} |",
         f"| patrol | {machine['patrol']}, {machine.get('profile', 'release')} build, {machine['rustc']} |",
         f"| peer | {machine['python']}, sailpoint {machine['sailpoint']} and the pinned dependencies of `tests/sdk/requirements.txt` |",
-        f"| run | {results['duration_s'] / 60:.0f} minutes for all scenarios |",
+        f"| run | {duration_text(results['duration_s'])} for all scenarios |",
         "",
         "The simulated tenant, patrol and the peer share the two CPUs. Both tools talk to a fresh "
         "tenant process for every measured run, loaded from the same token file.",
@@ -246,7 +254,8 @@ def throughput_section(results, plot):
         "delete: the auditor's own token, 5 stale managed tokens and 20 recently used ones. The "
         "tenant enforces a sliding window of L requests per W seconds per client id and API "
         "version and delays every response by the given latency. patrol runs `patrol audit --apply` "
-        "(three listings, then deletes paced by its client, 8 in flight); the peer lists "
+        "(three listings, then deletes paced by its client: 8 in flight, more when responses are "
+        "slow, up to the rate limit times the mean delete latency plus one); the peer lists "
         "`lastUsed le` and `lastUsed isnull` and deletes one token after the other with the "
         "SDK's default retries.",
         "",
@@ -339,9 +348,9 @@ def scale_section(results, plot):
     if later_rows:
         lines += [
             "",
-            "A daemon's runs after its first flag few tokens anew, so they write few audit records, "
-            "but they read and rewrite the first-flagged times of every token flagged for deletion. "
-            "After each first run above, patrol ran once more on the state it left:",
+            "After its first run, a daemon's runs flag few new tokens, so they write few audit "
+            "records. But they read and rewrite the first-flagged times of every token flagged "
+            "for deletion. After each first run above, patrol ran once more on the state it left:",
             "",
             "| tokens | first run CPU s | later run CPU s | first run peak MiB | later run peak MiB |",
             "| --- | --- | --- | --- | --- |",
@@ -373,8 +382,9 @@ def scale_section(results, plot):
     lines += ["", "Per-token figures include the fixed cost of starting the process, which dominates the small tenants.", ""]
     lines += [
         "Where patrol's CPU time goes, step by step, in a first dry run of 100,000 tokens "
-        "(about 0.63 s in all). A build that read the process's CPU time from `/proc/self/stat` "
-        "at the end of each step, run 9 times, gave these means:",
+        "(about 0.63 s in all). This table is static text, measured by hand on the machine "
+        "above and not by the benchmark: a temporary build read the process's CPU time from "
+        "`/proc/self/stat` at the end of each step, and these are the means of 9 runs.",
         "",
         "| step | CPU ms | what it does |",
         "| --- | --- | --- |",
