@@ -306,3 +306,28 @@ fn config_that_is_not_utf8_is_invalid() {
     );
     assert!(stdout(&output).contains("not UTF-8"), "{}", stdout(&output));
 }
+
+#[test]
+fn placeholder_reason_gets_a_warning() {
+    let directory = tempfile::tempdir().unwrap();
+    let reference = std::fs::read_to_string(REFERENCE).unwrap();
+    let pasted = "\n[[exemption]]\ntoken_id = \"2c9180835d2e5168015d32f890ca1581\"\n\
+                  reason = \"REPLACE: why this token is still needed, and who agreed\"\n\
+                  until = \"2027-03-01\"\n";
+    let path = directory.path().join("patrol.toml");
+    std::fs::write(&path, format!("{reference}{pasted}")).unwrap();
+
+    let output = run_with_secret(&path);
+    let printed = stdout(&output);
+    assert_eq!(output.status.code(), Some(EXIT_VALID), "{printed}");
+    assert!(
+        printed.contains(
+            "warning: the exemption token_id = 2c9180835d2e5168015d32f890ca1581 keeps the \
+             review pack's placeholder reason"
+        ),
+        "{printed}"
+    );
+
+    let reference_output = run_with_secret(Path::new(REFERENCE));
+    assert!(!stdout(&reference_output).contains("warning"));
+}

@@ -125,6 +125,14 @@ async fn pasted_exemption_block_keeps_token() {
     std::fs::write(&policy, text).unwrap();
     let check = patrol(&["check-config", "--config", policy.to_str().unwrap()]).await;
     assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
+    // The block works as pasted, but its placeholder reason draws a warning.
+    let checked = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        checked.contains(&format!(
+            "warning: the exemption token_id = {id} keeps the review pack's placeholder reason"
+        )),
+        "{checked}"
+    );
 
     let second = audit_json(&policy).await;
     let token = report_token(&second, id);
@@ -151,6 +159,12 @@ async fn pasted_exemption_block_keeps_token() {
         applied[0]["exemption"]["selector"],
         format!("token_id = {id}")
     );
+
+    let third = patrol(&["audit", "--config", policy.to_str().unwrap()]).await;
+    assert_eq!(third.status.code(), Some(0), "{}", describe(&third));
+    let logged = String::from_utf8_lossy(&third.stderr);
+    assert!(logged.contains("placeholder reason"), "{logged}");
+    assert!(logged.contains(&format!("token_id = {id}")), "{logged}");
 }
 
 #[tokio::test]

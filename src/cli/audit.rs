@@ -67,6 +67,7 @@ pub async fn run(args: AuditArgs) -> u8 {
             return exit::CONFIG;
         }
     };
+    config.warn_about_placeholder_reasons();
     if let Some(dir) = &args.state_dir {
         config.state_dir = dir.clone();
     }

@@ -104,6 +104,19 @@ fn check(args: &CheckConfigArgs, now: DateTime<Utc>, out: &mut dyn Write) -> std
             unchecked.join(", ")
         )?;
     }
+    for exemption in config
+        .exemptions
+        .iter()
+        .filter(|e| e.has_placeholder_reason())
+    {
+        writeln!(
+            out,
+            "{}: warning: the exemption {} keeps the review pack's placeholder reason; \
+             replace it with why the token is still needed and who agreed.\n",
+            path.display(),
+            exemption.selector()
+        )?;
+    }
     write!(out, "{}", policy_text::render(&config, now))?;
     Ok(EXIT_VALID)
 }

@@ -41,6 +41,7 @@ pub fn run(args: &RunArgs, log_format: Option<LogFormat>) -> u8 {
             return exit::CONFIG;
         }
     };
+    config.warn_about_placeholder_reasons();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -108,6 +108,22 @@ impl Config {
         build::build(text, path)
     }
 
+    /// Logs a warning for each exemption whose reason is still the review pack's
+    /// placeholder. Such an exemption works, but the audit log then records no real reason.
+    pub fn warn_about_placeholder_reasons(&self) {
+        for exemption in self
+            .exemptions
+            .iter()
+            .filter(|e| e.has_placeholder_reason())
+        {
+            tracing::warn!(
+                exemption = %exemption.selector(),
+                "an exemption keeps the review pack's placeholder reason; replace it with why \
+                 the token is still needed and who agreed"
+            );
+        }
+    }
+
     pub fn tenant(&self, name: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|tenant| tenant.name == name)
     }

@@ -265,6 +265,7 @@ impl Daemon {
             }
         };
 
+        config.warn_about_placeholder_reasons();
         let old = &current.config;
         if config.metrics.listen != old.metrics.listen {
             tracing::warn!(

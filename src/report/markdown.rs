@@ -539,6 +539,11 @@ mod tests {
     }
 
     #[test]
+    fn placeholder_reason_is_recognized() {
+        assert!(REASON_PLACEHOLDER.starts_with(crate::safety::PLACEHOLDER_PREFIX));
+    }
+
+    #[test]
     fn escape_neutralizes_markup() {
         assert_eq!(
             escape("<img src=x> [link](u) *bold* # h"),

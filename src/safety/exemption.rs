@@ -5,6 +5,11 @@ use regex::Regex;
 
 use crate::isc::Token;
 
+/// The start of the placeholder reason in the review pack's suggested exemptions. A reviewer
+/// replaces that reason with why the token is still needed, so a reason with this start
+/// was pasted unchanged.
+pub const PLACEHOLDER_PREFIX: &str = "REPLACE:";
+
 /// One `[[exemption]]` of the policy. Every selector that is set must match the token, and
 /// at least one is set. The exemption applies until `until`, exclusive, or forever.
 #[derive(Debug, Clone)]
@@ -41,6 +46,11 @@ impl Exemption {
     }
 
     /// A short description of what the exemption selects, for reports.
+    /// Returns whether the reason is still the review pack's placeholder.
+    pub fn has_placeholder_reason(&self) -> bool {
+        self.reason.trim_start().starts_with(PLACEHOLDER_PREFIX)
+    }
+
     pub fn selector(&self) -> String {
         let mut parts = Vec::new();
         if let Some(id) = &self.token_id {

@@ -19,7 +19,7 @@ mod breaker;
 mod exemption;
 
 pub use breaker::{Breaker, BreakerInputs, check_breakers};
-pub use exemption::Exemption;
+pub use exemption::{Exemption, PLACEHOLDER_PREFIX};
 
 use std::fmt;
 
