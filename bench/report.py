@@ -199,14 +199,14 @@ def targets_section(results):
     for entry in results.get("scale", []):
         if entry["size"] != SCALE_TARGET_SIZE:
             continue
-        for key, which in (("patrol", "first run"), ("patrol_later", "later run")):
+        for key, run_kind in (("patrol", "first run"), ("patrol_later", "later run")):
             runs = entry["runs"].get(key)
             if not runs:
                 continue
             cpu, rss = median(runs, "cpu_s"), median(runs, "maxrss_mib")
-            lines.append(f"| {SCALE_TARGET_SIZE:,} tokens under {SCALE_TARGET_CPU_S} s CPU, {which} | {fmt(cpu)} s | "
+            lines.append(f"| {SCALE_TARGET_SIZE:,} tokens under {SCALE_TARGET_CPU_S} s CPU, {run_kind} | {fmt(cpu)} s | "
                          f"{'met' if cpu < SCALE_TARGET_CPU_S else 'not met'} |")
-            lines.append(f"| {SCALE_TARGET_SIZE:,} tokens under {SCALE_TARGET_RSS_MIB} MiB peak, {which} | "
+            lines.append(f"| {SCALE_TARGET_SIZE:,} tokens under {SCALE_TARGET_RSS_MIB} MiB peak, {run_kind} | "
                          f"{fmt(rss, 1)} MiB | {'met' if rss < SCALE_TARGET_RSS_MIB else 'not met'} |")
     if not results.get("daemon_available"):
         lines.append("| idle footprint, scrape latency | not measured: patrol run unavailable | open |")
@@ -226,9 +226,9 @@ def targets_section(results):
         if median(runs, "cpu_s") >= SCALE_TARGET_CPU_S:
             lines += [
                 "The CPU target is open. A first dry run of 100,000 tokens reads and parses about "
-                "70 MB of JSON in three listings, prints a 60 MB JSON report, stores it and a 40 MB "
-                "Markdown review pack in the state directory, and appends one audit record per "
-                "token flagged for deletion (about 35,000, 26 MB). The audit-trail design asks for "
+                "70 MB of JSON in three listings and prints a 60 MB JSON report. It stores that "
+                "report and a 40 MB Markdown review pack in the state directory. It also appends "
+                "one audit record per token flagged for deletion (about 35,000, 26 MB). The audit-trail design asks for "
                 "each of these. [Scale](#scale-listing-and-judging-large-tenants) splits the time "
                 "by step: the listings alone take about 0.25 s and the stored reports about 0.2 s. "
                 "Reaching 0.3 s would mean handling about 200 MB of JSON and text at well over "
@@ -254,10 +254,10 @@ def throughput_section(results, plot):
         "delete: the auditor's own token, 5 stale managed tokens and 20 recently used ones. The "
         "tenant enforces a sliding window of L requests per W seconds per client id and API "
         "version and delays every response by the given latency. patrol runs `patrol audit --apply` "
-        "(three listings, then deletes paced by its client: 8 in flight, more when responses are "
-        "slow, up to the rate limit times the mean delete latency plus one); the peer lists "
-        "`lastUsed le` and `lastUsed isnull` and deletes one token after the other with the "
-        "SDK's default retries.",
+        "(three listings, then deletes paced by its client). It keeps 8 deletes in flight, more "
+        "when responses are slow, up to the rate limit times the mean delete latency plus one. "
+        "The peer lists `lastUsed le` and `lastUsed isnull` and deletes one token after the "
+        "other with the SDK's default retries.",
         "",
         "The bound is the least time the limit allows for R requests: the first L at once and "
         "each further L one window later, ceil(R/L − 1)·W. R counts the token, list and delete "
@@ -383,8 +383,8 @@ def scale_section(results, plot):
     lines += [
         "Where patrol's CPU time goes, step by step, in a first dry run of 100,000 tokens "
         "(about 0.63 s in all). This table is static text, measured by hand on the machine "
-        "above and not by the benchmark: a temporary build read the process's CPU time from "
-        "`/proc/self/stat` at the end of each step, and these are the means of 9 runs.",
+        "above and not by the benchmark. A temporary build read the process's CPU time from "
+        "`/proc/self/stat` at the end of each step. The figures are the means of 9 runs.",
         "",
         "| step | CPU ms | what it does |",
         "| --- | --- | --- |",

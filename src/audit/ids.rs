@@ -32,7 +32,7 @@ pub(crate) fn id_set<K>(capacity: usize) -> IdSet<K> {
 const MULTIPLIER: u64 = 0x243f_6a88_85a3_08d3;
 const FINISH: u64 = 0x1319_8a2e_0370_7345;
 
-/// Builds [`IdHasher`]s that share one random seed.
+/// The builder of [`IdHasher`]s, with the random seed they share.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IdHashing {
     seed: u64,

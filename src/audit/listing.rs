@@ -276,12 +276,12 @@ async fn add_tokens(
     ids: &[String],
     listed: &mut Listed,
 ) -> Result<(), IscError> {
-    let mut wanted = id_set(ids.len());
-    wanted.extend(ids.iter().map(String::as_str));
+    let mut requested = id_set(ids.len());
+    requested.extend(ids.iter().map(String::as_str));
     let listing = client.list(filter, owner_id).await?;
     let mut added = id_set(ids.len());
     for token in listing.tokens {
-        if wanted.contains(token.id.as_str()) && added.insert(token.id.clone()) {
+        if requested.contains(token.id.as_str()) && added.insert(token.id.clone()) {
             listed.tokens.push(token);
         }
     }

@@ -49,7 +49,8 @@ impl Serialize for Instant {
 }
 
 /// Serializes an instant as chrono's `Serialize` does (RFC 3339, `Z`, `AutoSi` fraction),
-/// through [`Instant`]; for `#[serde(serialize_with = ...)]` on large files' instants.
+/// but through [`Instant`]. It serves `#[serde(serialize_with = ...)]` on the instants of
+/// large files.
 pub fn serialize_instant<S: Serializer>(
     value: &DateTime<Utc>,
     serializer: S,
@@ -57,7 +58,7 @@ pub fn serialize_instant<S: Serializer>(
     Instant(*value).serialize(serializer)
 }
 
-/// [`serialize_instant`] for an optional instant: `null` when absent.
+/// Serializes an optional instant as [`serialize_instant`] does, or `null` when absent.
 pub fn serialize_optional_instant<S: Serializer>(
     value: &Option<DateTime<Utc>>,
     serializer: S,

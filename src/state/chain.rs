@@ -51,6 +51,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Seals a record body (compact JSON of an object with at least one member) into the line
 /// written to disk, without the newline, and returns the line and the body's hash.
+#[cfg(test)]
 pub fn seal(body: &[u8]) -> (Vec<u8>, String) {
     let mut line = Vec::with_capacity(body.len() + SUFFIX_LEN);
     line.extend_from_slice(body);
