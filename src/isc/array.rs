@@ -3,15 +3,17 @@
 //! most one partial element, never the whole body. For a tenant of 100,000 tokens the body
 //! is about 40 MB.
 //!
-//! The splitter tracks only what it needs to find the end of an element: string literals
-//! (with their escapes) and the nesting depth of objects and arrays. Each element is then
-//! parsed in full by serde_json, so an invalid element, trailing characters or a body
-//! that ends early fail the listing just as parsing the whole body at once would. Error
-//! messages name the element and serde_json's message for it.
+//! serde_json parses each element straight from the received bytes and returns where it
+//! ended, so every byte is read once. An element cut off by the end of a chunk makes
+//! serde_json stop at the end of the input; its bytes wait for the next chunk and are read
+//! again from their start. Only the punctuation between elements is checked here. An
+//! invalid element, trailing characters or a body that ends early fail the listing just as
+//! parsing the whole body at once would, and error messages name the element and
+//! serde_json's message for it.
 
 use serde::de::DeserializeOwned;
 
-/// Position of the splitter in the body.
+/// Position of the parser in the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Position {
     /// Before the opening `[`.
@@ -19,25 +21,32 @@ enum Position {
     /// After `[` or a `,`, before the next element. `first` is true right after `[`,
     /// where `]` may close an empty array.
     BeforeElement { first: bool },
-    /// Inside an element.
-    InElement,
+    /// After an element, before the `,` or `]` that follows it.
+    AfterElement,
     /// After the closing `]`.
     End,
+}
+
+/// The result of one pass over the available bytes.
+struct Pass {
+    /// Bytes read to the end of the last complete element or punctuation.
+    used: usize,
+    /// Whether the pass stopped inside an element, waiting for its end.
+    in_element: bool,
 }
 
 /// Parses the elements of one JSON array from consecutive chunks of its text, as `T`, and
 /// keeps each one as `convert` turns it into a `U`.
 pub(crate) struct ArrayParser<T, U> {
     position: Position,
-    /// Nesting depth of objects and arrays inside the current element.
-    depth: u32,
-    in_string: bool,
-    escaped: bool,
-    /// The bytes of the current element that arrived in earlier chunks.
-    partial: Vec<u8>,
+    /// Bytes received and not read yet: the start of an element cut off by a chunk's end.
+    pending: Vec<u8>,
+    /// Length `pending` has to reach before a cut-off element is read again. It doubles
+    /// with each attempt, so an element that spans many small chunks costs linear time.
+    retry_at: usize,
     convert: fn(T) -> U,
     items: Vec<U>,
-    /// Bytes fed so far, for error messages.
+    /// Offset in the body of the first pending byte, for error messages.
     offset: usize,
 }
 
@@ -45,10 +54,8 @@ impl<T: DeserializeOwned, U> ArrayParser<T, U> {
     pub fn new(convert: fn(T) -> U) -> Self {
         ArrayParser {
             position: Position::Start,
-            depth: 0,
-            in_string: false,
-            escaped: false,
-            partial: Vec::new(),
+            pending: Vec::new(),
+            retry_at: 0,
             convert,
             items: Vec::new(),
             offset: 0,
@@ -57,89 +64,28 @@ impl<T: DeserializeOwned, U> ArrayParser<T, U> {
 
     /// Consumes the next chunk of the body, parsing every element that ends in it.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<(), String> {
-        // Start of the current element within this chunk; 0 when it began in an earlier one.
-        let mut element_start = 0;
-        let mut index = 0;
-        while index < chunk.len() {
-            let byte = chunk[index];
-            match self.position {
-                Position::Start => {
-                    if byte == b'[' {
-                        self.position = Position::BeforeElement { first: true };
-                    } else if !byte.is_ascii_whitespace() {
-                        return Err(self.unexpected(byte, index, "`[`"));
-                    }
-                }
-                Position::BeforeElement { first } => {
-                    if byte == b']' && first {
-                        self.position = Position::End;
-                    } else if !byte.is_ascii_whitespace() {
-                        self.position = Position::InElement;
-                        element_start = index;
-                        // Look at this byte again as the element's first.
-                        continue;
-                    }
-                }
-                Position::InElement if self.in_string => {
-                    if self.escaped {
-                        // The byte after a backslash, maybe a quote, never ends the string.
-                        self.escaped = false;
-                    } else {
-                        // Skip to the next quote or backslash: string contents are most of
-                        // the text.
-                        let Some(found) = memchr::memchr2(b'"', b'\\', &chunk[index..]) else {
-                            break;
-                        };
-                        index += found;
-                        if chunk[index] == b'\\' {
-                            self.escaped = true;
-                        } else {
-                            self.in_string = false;
-                        }
-                    }
-                }
-                Position::InElement => {
-                    // Skip to the next byte that changes the state.
-                    let rest = &chunk[index..];
-                    let Some(found) = rest
-                        .iter()
-                        .position(|b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']' | b','))
-                    else {
-                        break;
-                    };
-                    index += found;
-                    match chunk[index] {
-                        b'"' => self.in_string = true,
-                        b'{' | b'[' => self.depth += 1,
-                        b'}' | b']' if self.depth > 0 => self.depth -= 1,
-                        separator @ (b',' | b']') if self.depth == 0 => {
-                            self.finish_element(&chunk[element_start..index])?;
-                            self.position = if separator == b',' {
-                                Position::BeforeElement { first: false }
-                            } else {
-                                Position::End
-                            };
-                        }
-                        _ => {}
-                    }
-                }
-                Position::End => {
-                    if !byte.is_ascii_whitespace() {
-                        return Err(self.unexpected(byte, index, "the end of the body"));
-                    }
-                }
-            }
-            index += 1;
+        if self.pending.is_empty() {
+            let pass = self.read(chunk, false)?;
+            self.keep_rest(&chunk[pass.used..], pass.in_element);
+            return Ok(());
         }
-        if self.position == Position::InElement {
-            self.partial.extend_from_slice(&chunk[element_start..]);
+        self.pending.extend_from_slice(chunk);
+        if self.pending.len() < self.retry_at {
+            return Ok(());
         }
-        self.offset += chunk.len();
+        let pending = std::mem::take(&mut self.pending);
+        let pass = self.read(&pending, false)?;
+        self.keep_rest(&pending[pass.used..], pass.in_element);
         Ok(())
     }
 
     /// Checks that the array was closed and returns its elements.
-    pub fn finish(self) -> Result<Vec<U>, String> {
+    pub fn finish(mut self) -> Result<Vec<U>, String> {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            let pass = self.read(&pending, true)?;
+            self.offset += pass.used;
+        }
         match self.position {
             Position::End => Ok(self.items),
             _ => Err(format!(
@@ -149,22 +95,78 @@ impl<T: DeserializeOwned, U> ArrayParser<T, U> {
         }
     }
 
-    /// Parses the element made of the stored partial bytes and `tail`.
-    fn finish_element(&mut self, tail: &[u8]) -> Result<(), String> {
-        let parsed: Result<T, _> = if self.partial.is_empty() {
-            serde_json::from_slice(tail)
-        } else {
-            self.partial.extend_from_slice(tail);
-            let parsed = serde_json::from_slice(&self.partial);
-            self.partial.clear();
-            parsed
-        };
-        match parsed {
-            Ok(item) => {
-                self.items.push((self.convert)(item));
-                Ok(())
+    /// Stores the bytes a pass left unread, to be read with the next chunk.
+    fn keep_rest(&mut self, rest: &[u8], in_element: bool) {
+        self.pending.clear();
+        self.pending.extend_from_slice(rest);
+        self.retry_at = if in_element { rest.len() * 2 } else { 0 };
+    }
+
+    /// Reads elements and punctuation from `text`, which starts at `self.offset` in the
+    /// body. Without `at_end`, an element that reaches the end of `text` may continue in
+    /// the next chunk, so the pass stops before it.
+    fn read(&mut self, text: &[u8], at_end: bool) -> Result<Pass, String> {
+        let mut index = 0;
+        let mut in_element = false;
+        while index < text.len() {
+            let byte = text[index];
+            if byte.is_ascii_whitespace() {
+                index += 1;
+                continue;
             }
-            Err(error) => Err(format!("element {}: {error}", self.items.len())),
+            match self.position {
+                Position::Start if byte == b'[' => {
+                    self.position = Position::BeforeElement { first: true };
+                }
+                Position::Start => return Err(self.unexpected(byte, index, "`[`")),
+                Position::BeforeElement { first: true } if byte == b']' => {
+                    self.position = Position::End;
+                }
+                Position::BeforeElement { .. } => match self.element(&text[index..], at_end)? {
+                    Some(length) => {
+                        index += length;
+                        self.position = Position::AfterElement;
+                        continue;
+                    }
+                    None => {
+                        in_element = true;
+                        break;
+                    }
+                },
+                Position::AfterElement if byte == b',' => {
+                    self.position = Position::BeforeElement { first: false };
+                }
+                Position::AfterElement if byte == b']' => self.position = Position::End,
+                Position::AfterElement => {
+                    return Err(self.unexpected(byte, index, "`,` or `]`"));
+                }
+                Position::End => return Err(self.unexpected(byte, index, "the end of the body")),
+            }
+            index += 1;
+        }
+        self.offset += index;
+        Ok(Pass {
+            used: index,
+            in_element,
+        })
+    }
+
+    /// Parses the element at the start of `text` and returns its length, or `None` when
+    /// it may continue past the end of `text`.
+    fn element(&mut self, text: &[u8], at_end: bool) -> Result<Option<usize>, String> {
+        let mut stream = serde_json::Deserializer::from_slice(text).into_iter::<T>();
+        match stream.next() {
+            // A number at the very end could still gain digits. Every complete element is
+            // followed by a `,` or `]`, so the pass waits for that byte.
+            Some(Ok(_)) if !at_end && stream.byte_offset() == text.len() => Ok(None),
+            Some(Ok(item)) => {
+                let length = stream.byte_offset();
+                self.items.push((self.convert)(item));
+                Ok(Some(length))
+            }
+            Some(Err(error)) if error.is_eof() && !at_end => Ok(None),
+            Some(Err(error)) => Err(format!("element {}: {error}", self.items.len())),
+            None => Ok(None),
         }
     }
 
@@ -197,13 +199,34 @@ mod tests {
 
     #[test]
     fn array_matches_whole_parse_at_every_chunk_size() {
-        let expected: Vec<Value> = serde_json::from_str(TRICKY).unwrap();
-        for size in 1..=TRICKY.len() {
-            assert_eq!(
-                parse_in_chunks(TRICKY, size).as_ref(),
-                Ok(&expected),
-                "chunk size {size}"
-            );
+        for text in [TRICKY, CUT] {
+            let expected: Vec<Value> = serde_json::from_str(text).unwrap();
+            for size in 1..=text.len() {
+                assert_eq!(
+                    parse_in_chunks(text, size).as_ref(),
+                    Ok(&expected),
+                    "chunk size {size}"
+                );
+            }
+        }
+    }
+
+    /// Elements that serde_json reads up to the end of the input when they are cut off:
+    /// numbers, literals, escapes and characters of several bytes.
+    const CUT: &str = r#"[{"n": -12.5e+3, "m": 7E-2, "t": true, "f": false, "z": null,
+        "u": "\u00e9\ud83d\ude00 é✓😀", "e": "\n\"\\/"}, -0.25, 1e9, 10, "ü", true]"#;
+
+    #[test]
+    fn array_cut_at_every_byte() {
+        for text in [TRICKY, CUT] {
+            let expected: Vec<Value> = serde_json::from_str(text).unwrap();
+            for cut in 0..=text.len() {
+                let mut parser = ArrayParser::new(|value: Value| value);
+                let (head, tail) = text.as_bytes().split_at(cut);
+                parser.feed(head).unwrap();
+                parser.feed(tail).unwrap();
+                assert_eq!(parser.finish().as_ref(), Ok(&expected), "cut at {cut}");
+            }
         }
     }
 
