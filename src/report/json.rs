@@ -5,7 +5,7 @@
 //! contract that other tools rely on; add fields, never rename them.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -15,6 +15,7 @@ use crate::isc::Token;
 use crate::policy::Action;
 use crate::safety::{Breaker, Outcome, Protection};
 
+use super::json_token::push_token;
 use super::line_format::LineFormatter;
 use super::reason::Reason;
 use super::{Instant, instant};
@@ -47,7 +48,9 @@ struct Report<'a> {
     started_at: String,
     summary: Summary,
     tenant: &'a str,
-    tokens: Tokens<'a>,
+    /// Left out by [`render_json`], which writes the entries itself after the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<Tokens<'a>>,
 }
 
 #[derive(Serialize)]
@@ -170,7 +173,7 @@ impl<'a> TokenView<'a> {
     }
 }
 
-fn report(run: &Run) -> Report<'_> {
+fn report(run: &Run, with_tokens: bool) -> Report<'_> {
     let mut by_verdict = BTreeMap::new();
     let mut by_outcome = BTreeMap::new();
     for verdict in [Action::Keep, Action::Report, Action::Delete] {
@@ -250,7 +253,7 @@ fn report(run: &Run) -> Report<'_> {
             listed: run.listing.listed,
         },
         tenant: &run.tenant,
-        tokens: Tokens(run),
+        tokens: with_tokens.then_some(Tokens(run)),
     }
 }
 
@@ -283,16 +286,182 @@ fn breaker_json(breaker: &Breaker) -> Value {
 
 /// Builds the JSON report of a run as a value.
 pub fn to_json(run: &Run) -> Value {
-    serde_json::to_value(report(run)).expect("the report serializes to JSON")
+    serde_json::to_value(report(run, true)).expect("the report serializes to JSON")
 }
 
+/// Bytes of token entries gathered before they are written out.
+const PAGE_BYTES: usize = 64 * 1024;
+
 /// Writes the JSON report of a run followed by a newline: the outer levels indented, each
-/// token and each deeper value on one line (see [`LineFormatter`]). The report is streamed
-/// through a buffer, one token at a time.
+/// token and each deeper value on one line (see [`LineFormatter`]). The members before
+/// `tokens` go through serde, and the token entries are written by hand (see
+/// [`json_token`](super::json_token)) in pages of about 64 KiB.
 pub fn render_json(run: &Run, out: &mut dyn Write) -> io::Result<()> {
-    let mut out = BufWriter::with_capacity(64 * 1024, out);
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, LineFormatter::new());
-    report(run).serialize(&mut serializer)?;
-    writeln!(out)?;
-    out.flush()
+    let mut head = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut head, LineFormatter::new());
+    report(run, false).serialize(&mut serializer)?;
+    // `tokens` sorts last, so its member goes where the object closes.
+    let open = head
+        .strip_suffix(b"\n}")
+        .expect("the report object has members and ends with a closing brace");
+    out.write_all(open)?;
+    out.write_all(b",\n  \"tokens\": [")?;
+
+    let mut page = String::with_capacity(PAGE_BYTES + 4096);
+    let mut scratch = String::new();
+    for (index, result) in run.tokens.iter().enumerate() {
+        page.push_str(if index == 0 { "\n    " } else { ",\n    " });
+        push_token(run, result, &mut page, &mut scratch);
+        if page.len() >= PAGE_BYTES {
+            out.write_all(page.as_bytes())?;
+            page.clear();
+        }
+    }
+    page.push_str(if run.tokens.is_empty() {
+        "]\n}\n"
+    } else {
+        "\n  ]\n}\n"
+    });
+    out.write_all(page.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::audit::{ExemptionNote, ListingSummary};
+    use crate::isc::{Owner, RequestStats};
+
+    /// Renders the report as serde_json writes the whole value with the report's layout.
+    fn through_serde(run: &Run) -> Vec<u8> {
+        let mut expected = Vec::new();
+        let mut serializer =
+            serde_json::Serializer::with_formatter(&mut expected, LineFormatter::new());
+        to_json(run).serialize(&mut serializer).unwrap();
+        expected.push(b'\n');
+        expected
+    }
+
+    fn rendered(run: &Run) -> Vec<u8> {
+        let mut out = Vec::new();
+        render_json(run, &mut out).unwrap();
+        out
+    }
+
+    fn run(tokens: Vec<TokenResult>) -> Run {
+        Run {
+            run_id: "run-1".to_owned(),
+            tenant: "acme \"prod\"".to_owned(),
+            as_of: DateTime::from_timestamp(1_796_083_200, 0).unwrap(),
+            dry_run: true,
+            forecast: false,
+            started_at: DateTime::from_timestamp(1_796_083_200, 5_000).unwrap(),
+            duration: Duration::from_millis(1500),
+            cutoffs: Vec::new(),
+            listing: ListingSummary {
+                listed: tokens.len(),
+                judged: tokens.len(),
+                ..ListingSummary::default()
+            },
+            breaker: None,
+            max_deletions_per_run: 25,
+            tokens,
+            recovered: Vec::new(),
+            requests: RequestStats::default(),
+            report_file: None,
+        }
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9-]{0,12}",
+            "[a-z\"\\\\\n\t\u{0}\u{1f}é😀 ]{0,12}",
+            any::<String>(),
+        ]
+    }
+
+    fn when() -> impl Strategy<Value = DateTime<Utc>> {
+        let nanos = prop_oneof![
+            Just(0u32),
+            Just(531_000_000),
+            Just(123_456_000),
+            0..1_000_000_000u32
+        ];
+        (-100_000_000_000i64..300_000_000_000, nanos)
+            .prop_map(|(seconds, nanos)| DateTime::from_timestamp(seconds, nanos).unwrap())
+    }
+
+    prop_compose! {
+        fn token_result()(
+            id in text(),
+            name in text(),
+            owner_id in proptest::option::of(text()),
+            owner_name in proptest::option::of(text()),
+            scope in proptest::option::of(proptest::collection::vec(text(), 0..3)),
+            created in when(),
+            last_used in proptest::option::of(when()),
+            expiration_date in proptest::option::of(when()),
+            validity in proptest::option::of(any::<u32>()),
+            managed in any::<bool>(),
+            verdict in prop_oneof![Just(Action::Keep), Just(Action::Report), Just(Action::Delete)],
+            outcome in proptest::sample::select(Outcome::ALL.to_vec()),
+            rules in proptest::collection::vec(text(), 0..3),
+            protections in proptest::sample::subsequence(
+                vec![Protection::SelfToken, Protection::Managed, Protection::Young], 0..=3),
+            exemption in proptest::option::of(
+                (text(), text(), proptest::option::of(when()), any::<bool>())),
+            first_flagged in proptest::option::of(when()),
+            grace_until in proptest::option::of(when()),
+            error in proptest::option::of(text()),
+        ) -> TokenResult {
+            TokenResult {
+                token: Token {
+                    id,
+                    name,
+                    scope,
+                    owner: Owner { id: owner_id, name: owner_name },
+                    created,
+                    last_used,
+                    managed,
+                    access_token_validity_seconds: validity,
+                    expiration_date,
+                    user_aware_token_never_expires: None,
+                },
+                verdict,
+                outcome,
+                rules,
+                protections,
+                exemption: exemption.map(|(selector, reason, until, expired)| {
+                    Box::new(ExemptionNote { selector, reason, until, expired })
+                }),
+                first_flagged,
+                grace_until,
+                error,
+            }
+        }
+    }
+
+    #[test]
+    fn empty_report_matches_serde() {
+        let run = run(Vec::new());
+        assert_eq!(
+            String::from_utf8(rendered(&run)).unwrap(),
+            String::from_utf8(through_serde(&run)).unwrap()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn token_lines_match_serde(tokens in proptest::collection::vec(token_result(), 1..4)) {
+            let run = run(tokens);
+            prop_assert_eq!(
+                String::from_utf8(rendered(&run)).unwrap(),
+                String::from_utf8(through_serde(&run)).unwrap()
+            );
+        }
+    }
 }

@@ -8,6 +8,7 @@ mod csv;
 mod explain;
 mod instant;
 mod json;
+mod json_token;
 mod line_format;
 mod load;
 mod markdown;
