@@ -70,7 +70,7 @@ pub(super) fn push_token(run: &Run, result: &TokenResult, out: &mut String, scra
         out.push_str(protection.as_str());
         out.push('"');
     }
-    out.push_str("]");
+    out.push(']');
 
     out.push_str(",\"reason\":");
     scratch.clear();
