@@ -13,6 +13,7 @@ THROUGHPUT_TARGET = 0.05  # patrol's wall time at most 5% over the rate-limit bo
 SCALE_TARGET_SIZE = 100_000
 SCALE_TARGET_CPU_S = 0.3
 SCALE_TARGET_RSS_MIB = 100
+IDLE_TARGET_RSS_MIB = 15  # resident memory of `patrol run` while no run is due
 
 
 def command_output(command):
@@ -212,8 +213,12 @@ def targets_section(results):
         lines.append("| idle footprint, scrape latency | not measured: patrol run unavailable | open |")
     if results.get("idle"):
         runs = results["idle"]["runs"]
-        lines.append(f"| idle footprint (no number set) | {fmt(median(runs, 'rss_mib'), 1)} MiB resident, "
-                     f"{fmt(median(runs, 'cpu_idle_s'), 3)} s CPU in {fmt(runs[0]['idle_s'], 0)} s | measured |")
+        rss = median(runs, "rss_mib")
+        lines.append(f"| idle daemon under {IDLE_TARGET_RSS_MIB} MiB, before its first run | {fmt(rss, 1)} MiB resident, "
+                     f"{fmt(median(runs, 'cpu_idle_s'), 3)} s CPU in {fmt(runs[0]['idle_s'], 0)} s | "
+                     f"{'met' if rss < IDLE_TARGET_RSS_MIB else 'not met'} |")
+        lines.append(f"| idle daemon under {IDLE_TARGET_RSS_MIB} MiB, after a run of 100,000 tokens | about 64 MiB, "
+                     "measured by hand (see [Daemon](#daemon-idle-footprint-and-scrape-latency)) | not met |")
     if results.get("scrape"):
         during = sorted(ms for run in results["scrape"]["runs"] for ms in run["during_ms"])
         lines.append(f"| scrape latency during a run (no number set) | p99 {fmt(harness.percentile(during, 0.99), 1)} ms "
@@ -433,6 +438,12 @@ def daemon_section(results):
             "| --- | --- | --- |",
             f"| {spread([r['rss_start_mib'] for r in runs], 1)} | {spread([r['rss_mib'] for r in runs], 1)} | "
             f"{spread([r['cpu_idle_s'] for r in runs], 3)} |",
+            "",
+            "These figures are for a daemon that has not run yet, with a tenant of 100 tokens. "
+            "After a run over 100,000 tokens, the idle daemon stays at about 64 MiB resident "
+            "(measured by hand from /proc, 15 s after the run, with `run_on_start`). That memory "
+            "is free, but glibc's allocator keeps it: a build with jemalloc and its background "
+            "purging went back to 17 MiB within 8 s. No allocator change was made.",
             "",
         ]
     if "scrape" in results:
