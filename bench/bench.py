@@ -59,7 +59,7 @@ def parse_args():
     parser.add_argument("--out", help="directory for benchmarks.md and the plots (default docs/ for a full run, "
                         "a temporary one for a smoke or partial run)")
     parser.add_argument("--results", help="file for the raw results (default bench/results.json, or results.json in --out when given)")
-    parser.add_argument("--keep-temp", action="store_true", help="keep the temporary directory with tenants and logs")
+    parser.add_argument("--keep-temp", action="store_true", help="keep the temporary directory with policies and logs (tenant files are still deleted)")
     parser.add_argument("--render-only", metavar="RESULTS", help="measure nothing: rewrite the page and plots from a results file")
     return parser.parse_args()
 

@@ -131,8 +131,10 @@ def render(results, plots):
         f"Python SDK (`sailpoint` {machine['sailpoint']} from PyPI), both against the simulated tenant "
         "(`patrol sim`) on 127.0.0.1, measured side by side in one run. The command in "
         "[Reproducing](#reproducing) wrote every table below from the numbers of that run, "
-        "except the table of CPU time by step, which was measured by hand and says how. "
-        f"Each cell is the median of {reps} repetition(s) with the range in brackets, unless "
+        "except the figures measured by hand, which say so. These are the CPU time by step, "
+        "the split of the open CPU target under the targets table, and the idle daemon after a "
+        "large run. "
+        f"Each cell is the median of {reps} {'repetition' if reps == 1 else 'repetitions'} with the range in brackets, unless "
         "the table says it holds totals or pooled values.",
         "",
     ]
@@ -174,8 +176,9 @@ def machine_section(results):
         f"| peer | {machine['python']}, sailpoint {machine['sailpoint']} and the pinned dependencies of `tests/sdk/requirements.txt` |",
         f"| run | {duration_text(results['duration_s'])} for all scenarios |",
         "",
-        "The simulated tenant, patrol and the peer share the two CPUs. Both tools talk to a fresh "
-        "tenant process for every measured run, loaded from the same token file.",
+        "The simulated tenant, patrol and the peer share the two CPUs. Each throughput run gets a "
+        "fresh tenant process. The scale, idle and scrape scenarios start one tenant process "
+        "per tenant size and use it for every repetition of both tools.",
         "",
     ]
 
@@ -233,12 +236,14 @@ def targets_section(results):
                 "The CPU target is open. A first dry run of 100,000 tokens reads and parses about "
                 "70 MB of JSON in three listings and prints a 60 MB JSON report. It stores that "
                 "report and a 40 MB Markdown review pack in the state directory. It also appends "
-                "one audit record per token flagged for deletion (about 35,000, 26 MB). The audit-trail design asks for "
-                "each of these. [Scale](#scale-listing-and-judging-large-tenants) splits the time "
+                "one audit record per token flagged for deletion (about 35,000, 26 MB). The audit trail "
+                "asks for each of these: a report of every run in JSON and Markdown, and an audit "
+                "record with the full metadata of every token flagged for the first time. [Scale](#scale-listing-and-judging-large-tenants) splits the time "
                 "by step: the listings take about 0.22 s and the stored reports about 0.15 s. "
-                "About 0.12 s of each run is kernel time (`/usr/bin/time`), spent receiving the "
-                "listings, writing about 130 MB of files and faulting in the memory, which leaves "
-                "less than 0.2 s for everything patrol's own code does. Getting there would take "
+                "Measured by hand with `/usr/bin/time`, about 0.12 s of each run is kernel time, "
+                "spent receiving the listings, writing about 130 MB of files and faulting in the "
+                "memory. That leaves less than 0.2 s of the 0.3 s target for everything patrol's "
+                "own code does, which takes about 0.43 s of user time now. Getting there would take "
                 "a parser written for this one format instead of serde_json's general one, or a "
                 "run that stores less. Neither was done.",
                 "",
@@ -368,6 +373,11 @@ def scale_section(results, plot):
                 f"| {entry['size']:,} | {spread([r['cpu_s'] for r in first])} | {spread([r['cpu_s'] for r in later])} | "
                 f"{spread([r['maxrss_mib'] for r in first], 1)} | {spread([r['maxrss_mib'] for r in later], 1)} |"
             )
+        slower = [entry["size"] for entry in later_rows
+                  if median(entry["runs"]["patrol_later"], "cpu_s") > 1.2 * median(entry["runs"]["patrol"], "cpu_s")]
+        if slower:
+            lines += ["", "At " + ", ".join(f"{size:,}" for size in slower) + " tokens the later run took "
+                      "over a fifth more CPU than the first in this run. Its cause was not examined."]
     lines += ["", "How the cost grows: per token, and the exponent k of cost ∝ size^k between neighbouring sizes "
               "(1 is linear).", "",
               "| tokens | patrol CPU µs/token | patrol KiB/token | CPU exponent | memory exponent | peer CPU µs/token | peer KiB/token |",
@@ -386,7 +396,12 @@ def scale_section(results, plot):
             f"{fmt(median(peer, 'cpu_s') / size * 1e6, 1)} | {fmt(median(peer, 'maxrss_mib') * 1024 / size, 2)} |"
         )
         previous = (size, cpu, rss)
-    lines += ["", "Per-token figures include the fixed cost of starting the process, which dominates the small tenants.", ""]
+    lines += ["", "Per-token figures include the fixed cost of starting the process, which weighs most on "
+              "the small tenants' memory and on the peer's CPU. The peak memory also depends on "
+              "the length of the state directory's path. Measured by hand, a first run of 100,000 "
+              "tokens peaked at 93.5 to 95.3 MiB with some lengths. With others, such as the "
+              "benchmark's own, it peaked at 88 to 89.5 MiB. The later run was about 97 MiB with "
+              "every path tried.", ""]
     lines += [
         "Where patrol's CPU time goes, step by step, in a first dry run of 100,000 tokens "
         "(about 0.53 s in all). This table is static text, measured by hand on the machine "
@@ -469,7 +484,7 @@ def daemon_section(results):
                   "tokens (the default `[metrics] max_token_series`), several thousand lines more, "
                   "which is the likely reason each scrape then takes longer."]
         lines += ["", f"Failed scrapes: {errors}."
-                  + (f" In {unfinished} repetition(s) no finished run showed before the time limit." if unfinished else ""), ""]
+                  + (f" In {unfinished} of the repetitions no finished run showed before the time limit." if unfinished else ""), ""]
     return lines
 
 
@@ -481,7 +496,9 @@ def changes_section():
         "## Changes the measurements led to",
         "",
         "The first measurements missed every target. These changes followed, each measured "
-        "on the machine above before and after:",
+        "on the machine above before and after. The bullets were measured on different days, "
+        "and this machine's speed drifts from day to day, so one bullet's figure after a change "
+        "need not equal the next bullet's figure before it:",
         "",
         "- **JSON report streamed** (`src/report/json.rs`). The report was built as a "
         "`serde_json::Value` tree and written through line-buffered stdout, one write call per "
@@ -576,13 +593,14 @@ def reproducing_section(results):
         "(`scripts/sdk-venv.sh`) and `bench/.venv` with matplotlib for the plots, runs every "
         "scenario, and rewrites this page, `docs/throughput.png`, `docs/scale.png` and "
         "`bench/results.json`. Generated tenants and logs go to a temporary directory that is "
-        "removed at the end (`--keep-temp` keeps it). `bench/run --smoke` runs each scenario "
+        "removed at the end (`--keep-temp` keeps the directory and the logs; the tenant files "
+        "are deleted as each scenario ends). `bench/run --smoke` runs each scenario "
         "once at a small size in well under a minute; CI runs it so the benchmark keeps working. "
         "`bench/run --help` lists the options, such as `--only scale` or `--reps 5`.",
         "",
         "The commands each scenario runs, with the policy files that `bench/harness.py` writes "
         "(`api_version = \"v1\"`, the rate limit of the tenant, `grace_period = \"0s\"`, and the "
-        "rules `unused-90d` and `never-used-30d`, plus the report rules of "
+        "rules `unused-90d` and `never-used-30d`, plus the other rules and the exemption of "
         "`config/patrol.example.toml` for the scale runs):",
         "",
         "```sh",
