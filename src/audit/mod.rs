@@ -173,6 +173,37 @@ impl Run {
     }
 }
 
+#[cfg(test)]
+impl Run {
+    /// Returns a finished run of tenant `acme` over `tokens`, evaluated at 2026-12-01, for
+    /// tests of what renders or counts a run.
+    pub(crate) fn example(tokens: Vec<TokenResult>) -> Run {
+        let as_of = DateTime::from_timestamp(1_796_083_200, 0).expect("a valid instant");
+        Run {
+            run_id: "run-1".to_owned(),
+            tenant: "acme".to_owned(),
+            as_of,
+            dry_run: false,
+            forecast: false,
+            started_at: as_of,
+            duration: Duration::from_millis(1500),
+            cutoffs: Vec::new(),
+            listing: ListingSummary {
+                listed: tokens.len(),
+                judged: tokens.len(),
+                clock_skew_seconds: Some(-2),
+                ..ListingSummary::default()
+            },
+            breaker: None,
+            max_deletions_per_run: 25,
+            tokens,
+            recovered: Vec::new(),
+            requests: RequestStats::default(),
+            report_file: None,
+        }
+    }
+}
+
 /// Audits one tenant once.
 ///
 /// Every log line of the run, the client's retries included, carries the tenant's name.

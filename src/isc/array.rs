@@ -5,7 +5,7 @@
 //! is about 40 MB.
 //!
 //! serde_json parses each element straight from the received bytes and returns where it
-//! ended, so every byte is read once. When a chunk ends inside an element, serde_json stops
+//! ended, so most bytes are read once. When a chunk ends inside an element, serde_json stops
 //! at the end of the input. The element's bytes then wait for the next chunk and are read
 //! again from their start. Only the punctuation between elements is checked here. An
 //! invalid element, trailing characters or a body that ends early fail the listing just as
@@ -81,14 +81,14 @@ impl<T: DeserializeOwned, U> ArrayParser<T, U> {
     /// in place and not copied. Returns the part of `chunk` left to read, or `None` when
     /// the whole chunk went into the pending bytes.
     fn complete_pending<'c>(&mut self, chunk: &'c [u8]) -> Result<Option<&'c [u8]>, String> {
-        // Bytes kept from earlier chunks.
-        let mut kept = self.pending.len();
-        if kept + chunk.len() < self.retry_at {
+        // Length of the bytes from earlier chunks still to read.
+        let mut earlier_bytes = self.pending.len();
+        if earlier_bytes + chunk.len() < self.retry_at {
             self.pending.extend_from_slice(chunk);
             return Ok(None);
         }
         let mut copied = 0;
-        let mut piece = kept.max(1024);
+        let mut piece = earlier_bytes.max(1024);
         loop {
             let end = chunk.len().min(copied + piece);
             self.pending.extend_from_slice(&chunk[copied..end]);
@@ -97,13 +97,13 @@ impl<T: DeserializeOwned, U> ArrayParser<T, U> {
 
             let mut pending = std::mem::take(&mut self.pending);
             let pass = self.read(&pending, false)?;
-            if pass.used >= kept {
-                // The kept bytes are read: what follows them is still in `chunk`.
-                return Ok(Some(&chunk[pass.used - kept..]));
+            if pass.used >= earlier_bytes {
+                // The bytes from earlier chunks are read, so what follows them is in `chunk`.
+                return Ok(Some(&chunk[pass.used - earlier_bytes..]));
             }
-            // Whole chunks kept while waiting for a long element may hold complete ones.
+            // Whole chunks kept while waiting for a long element may contain complete ones.
             pending.drain(..pass.used);
-            kept -= pass.used;
+            earlier_bytes -= pass.used;
             self.pending = pending;
             if copied == chunk.len() {
                 self.retry_at = self.pending.len() * 2;

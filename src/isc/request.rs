@@ -432,6 +432,10 @@ async fn parse_list<T: serde::de::DeserializeOwned, U>(
 
 /// Checks whether a failed attempt may succeed when repeated. Timeouts, connection failures
 /// and connections closed mid-exchange may, TLS failures such as an untrusted certificate not.
+///
+/// NOTE: a list body cut off mid-stream is not retried. With the simulated tenant's cut-body
+/// fault the listing fails as an incomplete response after no retry, so reqwest likely
+/// reports it as a decode error, which this does not count as transient.
 fn is_retryable(err: &reqwest::Error) -> bool {
     let transient = err.is_timeout() || err.is_connect() || err.is_request() || err.is_body();
     transient && !is_tls_failure(err)

@@ -3,8 +3,8 @@ use std::path::Path;
 use chrono::TimeZone;
 
 use super::*;
-use crate::audit::{ListingSummary, TokenResult};
-use crate::isc::{IscError, RequestStats, Token};
+use crate::audit::TokenResult;
+use crate::isc::{IscError, Token};
 use crate::policy::Action;
 use crate::safety::{Breaker, Outcome};
 
@@ -66,28 +66,7 @@ fn result(token: Token, verdict: Action, outcome: Outcome) -> TokenResult {
 }
 
 fn run(tokens: Vec<TokenResult>) -> Run {
-    Run {
-        run_id: "run-1".to_owned(),
-        tenant: "acme".to_owned(),
-        as_of: instant("2026-12-01T00:00:00Z"),
-        dry_run: false,
-        forecast: false,
-        started_at: instant("2026-12-01T00:00:00Z"),
-        duration: Duration::from_millis(1500),
-        cutoffs: Vec::new(),
-        listing: ListingSummary {
-            listed: tokens.len(),
-            judged: tokens.len(),
-            clock_skew_seconds: Some(-2),
-            ..ListingSummary::default()
-        },
-        breaker: None,
-        max_deletions_per_run: 25,
-        tokens,
-        recovered: Vec::new(),
-        requests: RequestStats::default(),
-        report_file: None,
-    }
+    Run::example(tokens)
 }
 
 /// Three flagged tokens and one kept.

@@ -327,14 +327,12 @@ pub fn render_json(run: &Run, out: &mut dyn Write) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use chrono::{DateTime, Utc};
     use proptest::prelude::*;
 
     use super::*;
-    use crate::audit::{ExemptionNote, ListingSummary};
-    use crate::isc::{Owner, RequestStats};
+    use crate::audit::ExemptionNote;
+    use crate::isc::Owner;
 
     /// Renders the report as serde_json writes the whole value with the report's layout.
     fn through_serde(run: &Run) -> Vec<u8> {
@@ -352,27 +350,14 @@ mod tests {
         out
     }
 
+    /// Returns a run whose members before `tokens` need escaping and a fraction.
     fn run(tokens: Vec<TokenResult>) -> Run {
+        let example = Run::example(tokens);
         Run {
-            run_id: "run-1".to_owned(),
             tenant: "acme \"prod\"".to_owned(),
-            as_of: DateTime::from_timestamp(1_796_083_200, 0).unwrap(),
             dry_run: true,
-            forecast: false,
-            started_at: DateTime::from_timestamp(1_796_083_200, 5_000).unwrap(),
-            duration: Duration::from_millis(1500),
-            cutoffs: Vec::new(),
-            listing: ListingSummary {
-                listed: tokens.len(),
-                judged: tokens.len(),
-                ..ListingSummary::default()
-            },
-            breaker: None,
-            max_deletions_per_run: 25,
-            tokens,
-            recovered: Vec::new(),
-            requests: RequestStats::default(),
-            report_file: None,
+            started_at: example.started_at + chrono::TimeDelta::microseconds(5),
+            ..example
         }
     }
 
