@@ -134,6 +134,8 @@ def main():
             if args.idle_seconds is not None:
                 idle_seconds = args.idle_seconds
             results["idle"] = scenarios.idle(ctx, idle_seconds, reps)
+            size, timeout = (1_000, 60) if args.smoke else (100_000, 600)
+            results["idle_after_run"] = scenarios.idle_after_run(ctx, size, idle_seconds, reps, timeout_s=timeout)
         if "scrape" in only and daemon:
             size, timeout = (1_000, 60) if args.smoke else (100_000, 600)
             results["scrape"] = scenarios.scrape(ctx, size, 20, reps, timeout_s=timeout)

@@ -4,7 +4,8 @@ scenario has a peer, and returns plain dicts that `report.py` turns into tables.
 - `throughput`: delete N stale tokens against a rate-limited tenant, patrol and the peer
   in alternating order, each on a fresh simulated tenant loaded from the same file.
 - `scale`: list, judge and report tenants of growing size in a dry run; the peer lists.
-- `idle` and `scrape`: the daemon (`patrol run`), when the binary has that command.
+- `idle`, `idle_after_run` and `scrape`: the daemon (`patrol run`), when the binary has
+  that command.
 """
 
 import json
@@ -165,6 +166,25 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def context_switches(pid):
+    """Read the context switches of each thread of a running process, by thread id."""
+    switches = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status", encoding="ascii") as status:
+                switches[tid] = sum(int(line.split()[1]) for line in status
+                                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")))
+        except FileNotFoundError:
+            continue  # the thread ended while the list was read
+    return switches
+
+
+def wakeups(before, after):
+    """Count the context switches between two readings of `context_switches`, over the
+    threads alive at the second one. A sleeping thread switches once for each wake-up."""
+    return sum(count - before.get(tid, 0) for tid, count in after.items())
+
+
 def rss_mib(pid):
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
@@ -231,16 +251,80 @@ def idle(ctx, seconds, reps):
                 if not wait_for_metrics(process, f"http://127.0.0.1:{port}"):
                     raise RuntimeError(f"patrol run did not serve /metrics; see {ctx.tmp / 'daemon.stderr'}")
                 rss_start, cpu_start = rss_mib(process.pid), cpu_seconds(process.pid)
+                switches = context_switches(process.pid)
                 time.sleep(seconds)
                 runs.append({
                     "rss_start_mib": rss_start,
                     "rss_mib": rss_mib(process.pid),
                     "cpu_idle_s": cpu_seconds(process.pid) - cpu_start,
+                    "wakeups": wakeups(switches, context_switches(process.pid)),
                     "idle_s": seconds,
                 })
             finally:
                 stop_daemon(process, err)
     return {"runs": runs}
+
+
+def hwm_mib(pid):
+    """Peak resident memory of a running process (VmHWM), from /proc."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_for_run(process, base, deadline_s, poll_s=0.5):
+    """Poll /metrics until it shows a finished run. Return False if the daemon exited or
+    the deadline passed."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            if run_finished(fetch(base + "/metrics", timeout=30)):
+                return True
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(poll_s)
+    return False
+
+
+def idle_after_run(ctx, size, seconds, reps, timeout_s=600):
+    """RSS and CPU of the daemon `seconds` after its first run (run_on_start) audited a
+    tenant of `size` tokens: what a large run leaves behind once the daemon is idle."""
+    now = datetime.now(timezone.utc)
+    path = ctx.tmp / f"idle-after-{size}.json"
+    tenant.write(tenant.scale_tenant(size, CLIENT_ID, now), path)
+    result = {"size": size, "runs": []}
+    with Sim(ctx.patrol, path, ctx.tmp / "sim.log", rate_limit=0) as sim:
+        for rep in range(reps):
+            log(f"idle {seconds} s after a run of {size} tokens, run {rep + 1}/{reps}")
+            port = harness.free_port()
+            base = f"http://127.0.0.1:{port}"
+            state = ctx.tmp / "state-idle-after"
+            shutil.rmtree(state, ignore_errors=True)
+            policy = harness.write_policy(ctx.tmp / "idle-after.toml", sim.base_url, state, full_policy=True,
+                                          daemon={"cron": NEVER_CRON, "run_on_start": True, "listen": f"127.0.0.1:{port}"})
+            process, err = start_daemon(ctx, policy)
+            try:
+                if not wait_for_metrics(process, base) or not wait_for_run(process, base, timeout_s):
+                    raise RuntimeError(f"patrol run did not finish its first run; see {ctx.tmp / 'daemon.stderr'}")
+                rss_end, cpu_start = rss_mib(process.pid), cpu_seconds(process.pid)
+                switches = context_switches(process.pid)
+                time.sleep(seconds)
+                result["runs"].append({
+                    "rss_run_end_mib": rss_end,
+                    "peak_mib": hwm_mib(process.pid),
+                    "rss_mib": rss_mib(process.pid),
+                    "cpu_idle_s": cpu_seconds(process.pid) - cpu_start,
+                    "wakeups": wakeups(switches, context_switches(process.pid)),
+                    "idle_s": seconds,
+                })
+            finally:
+                stop_daemon(process, err)
+    os.remove(path)
+    return result
 
 
 def scrape(ctx, size, scrapers, reps, timeout_s=600):
