@@ -205,7 +205,8 @@ def targets_section(results):
             f"{sum(ok for ok, _, _ in met)} of {len(met)} settings within 5%"
             + (f", largest gap {percent_over(worst[1], worst[2])}" if worst else "")
             + f"; {failed} failed deletes"
-            + (f"; {unreachable} more setting(s) where latency alone exceeds 5%" if unreachable else "")
+            + (f"; {unreachable} more {'setting' if unreachable == 1 else 'settings'} where latency alone exceeds 5%"
+               if unreachable else "")
             + f" | {'met' if met and all(ok for ok, _, _ in met) and failed == 0 else 'not met in every setting, see below'} |"
         )
     for entry in results.get("scale", []):
