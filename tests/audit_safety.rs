@@ -367,6 +367,28 @@ async fn explain_names_rules_protections_and_outcome() {
     assert_eq!(missing.status.code(), Some(66), "{}", describe(&missing));
 }
 
+/// A list body that breaks off once is fetched again, so the run still deletes. The
+/// tenant's dice, seeded with 86, cut the first list response and none of the seven after.
+#[tokio::test]
+async fn one_cut_off_listing_body_is_retried() {
+    let workspace = Workspace::new();
+    let faults = ["--seed", "86", "--fault-cut-body", "0.5"];
+    let sim = start_sim(&workspace, &contract_tokens_now(), &faults);
+    let policy = workspace.policy(
+        &contract_policy(&[("grace_period", "\"0s\"")]),
+        &sim.base_url,
+    );
+
+    let (code, report) = audit_json(&policy, &["--apply"]).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report["breaker"].is_null(), "{}", report["breaker"]);
+    assert_eq!(ids_with_outcome(&report, "deleted").len(), 8);
+    let stats = sim.stats().await;
+    assert_eq!(stats["faults"]["cut_bodies"], 1);
+    assert_eq!(stats["requests"]["GET"]["list"]["200"], 4, "{stats}");
+}
+
+/// A list body that breaks off on every attempt trips the breaker after two retries.
 #[tokio::test]
 async fn breaker_trips_on_cut_off_listing_body() {
     assert_breaker(&["--fault-cut-body", "1"], &[], "incomplete_listing").await;

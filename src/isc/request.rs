@@ -7,10 +7,10 @@
 //!   with a new token. A second 401 is final. This repeat does not count against
 //!   `max_retries`.
 //! - 502, 503, 504, timeouts and connection failures are retried up to `max_retries` times
-//!   with the delays of `retry.rs`. A 429 is retried up to `max_rate_limited_retries`
-//!   times, because throttling should slow a run down rather than fail its deletes, and it
-//!   pauses every request of the client for the capped `Retry-After` delay (or the backoff
-//!   when there is none).
+//!   with the delays of `retry.rs`, and a list body that breaks off mid-stream at most
+//!   twice. A 429 is retried up to `max_rate_limited_retries` times, because throttling
+//!   should slow a run down rather than fail its deletes, and it pauses every request of
+//!   the client for the capped `Retry-After` delay (or the backoff when there is none).
 //! - The deadline bounds everything: a request in flight is cut off at the deadline, and a
 //!   wait that would end after it fails with [`IscError::DeadlineExceeded`] without waiting.
 //!
@@ -42,6 +42,11 @@ use super::{IscError, Token};
 
 /// Maximum number of error body bytes read. The message the client keeps is much shorter.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Retries of a list whose body broke off mid-stream. One broken read of a listing that is
+/// tens of megabytes should not fail the run, but a body that breaks every time is not
+/// worth the full backoff of `max_retries`.
+const MAX_CUT_BODY_RETRIES: u32 = 2;
 
 /// The operations, as named in logs and in [`super::RequestStats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +130,7 @@ impl Inner {
     ) -> Result<Exchange, IscError> {
         let mut retry: u32 = 0;
         let mut throttled: u32 = 0;
+        let mut cut_bodies: u32 = 0;
         let mut renewed_after_401 = false;
 
         loop {
@@ -193,12 +199,18 @@ impl Inner {
                 }
                 Err(err) => {
                     let message = describe_transport_error(&err);
-                    if !is_retryable(&err) || retry >= self.settings.max_retries {
+                    let cut_body = operation == Operation::List && is_cut_body(&err);
+                    let retryable = match cut_body {
+                        true => cut_bodies < MAX_CUT_BODY_RETRIES,
+                        false => is_retryable(&err),
+                    };
+                    if !retryable || retry >= self.settings.max_retries {
                         if err.is_body() || err.is_decode() {
                             return Err(IscError::IncompleteResponse { message });
                         }
                         return Err(IscError::Network { message });
                     }
+                    cut_bodies += u32::from(cut_body);
                     let wait = backoff_delay(retry, fastrand::f64());
                     warn!(
                         operation = operation.as_str(),
@@ -432,13 +444,18 @@ async fn parse_list<T: serde::de::DeserializeOwned, U>(
 
 /// Checks whether a failed attempt may succeed when repeated. Timeouts, connection failures
 /// and connections closed mid-exchange may, TLS failures such as an untrusted certificate not.
-///
-/// NOTE: a list body cut off mid-stream is not retried. With the simulated tenant's cut-body
-/// fault the listing fails as an incomplete response after no retry, so reqwest likely
-/// reports it as a decode error, which this does not count as transient.
+/// A body that breaks off while it is read is not counted here, see [`is_cut_body`].
 fn is_retryable(err: &reqwest::Error) -> bool {
     let transient = err.is_timeout() || err.is_connect() || err.is_request() || err.is_body();
     transient && !is_tls_failure(err)
+}
+
+/// Returns whether the response body broke off while it was read, such as a connection
+/// closed before `Content-Length` bytes arrived. reqwest reports every failure to read a
+/// body chunk as a decode error, and patrol decodes no content encoding, so a decode error
+/// is a failed read. A read that timed out counts as a timeout instead.
+fn is_cut_body(err: &reqwest::Error) -> bool {
+    err.is_decode() && !err.is_timeout()
 }
 
 fn is_tls_failure(err: &reqwest::Error) -> bool {
