@@ -48,7 +48,7 @@ pub fn render_markdown(
         .filter(|result| result.verdict != Action::Keep)
         .collect();
     if flagged.is_empty() {
-        writeln!(out, "No token is flagged.")?;
+        writeln!(out, "{}", super::no_flagged_tokens(run))?;
     } else {
         writeln!(
             out,

@@ -32,6 +32,16 @@ pub fn days_between(earlier: DateTime<Utc>, later: DateTime<Utc>) -> i64 {
     (later - earlier).num_days()
 }
 
+/// Returns the line that stands in for the list of flagged tokens when there are none. A run
+/// whose listing failed judged no token, which is not the same as flagging none.
+pub(crate) fn no_flagged_tokens(run: &crate::audit::Run) -> &'static str {
+    if run.tokens.is_empty() && run.listing.problem.is_some() {
+        "No token was judged, because the listing failed."
+    } else {
+        "No token is flagged."
+    }
+}
+
 /// Lists the non-zero outcome counts of a run, such as `8 grace`, in the order of
 /// [`Outcome::ALL`], leaving out kept tokens.
 pub(crate) fn outcome_counts(run: &crate::audit::Run) -> Vec<String> {
@@ -43,4 +53,26 @@ pub(crate) fn outcome_counts(run: &crate::audit::Run) -> Vec<String> {
             (count > 0).then(|| format!("{count} {outcome}"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Run;
+
+    #[test]
+    fn failed_listing_is_not_called_clean() {
+        let mut run = Run::example(Vec::new());
+        assert_eq!(no_flagged_tokens(&run), "No token is flagged.");
+
+        run.listing.problem = Some("the full listing failed: connection reset".to_owned());
+        let mut table = Vec::new();
+        render_table(&run, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(
+            table.contains("No token was judged, because the listing failed."),
+            "{table}"
+        );
+        assert!(!table.contains("No token is flagged."), "{table}");
+    }
 }

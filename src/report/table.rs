@@ -74,7 +74,7 @@ pub fn render_table(run: &Run, out: &mut dyn Write) -> io::Result<()> {
     }
 
     if rows.is_empty() {
-        writeln!(out, "No token is flagged.")?;
+        writeln!(out, "{}", super::no_flagged_tokens(run))?;
     } else {
         let header = [
             "ID",
