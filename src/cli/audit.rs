@@ -207,13 +207,19 @@ pub fn whole_seconds_now() -> DateTime<Utc> {
     DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
 }
 
-/// The exit code a finished run deserves.
+/// The exit code a finished run deserves. A run whose reports could not be stored in the
+/// state directory exits 74 as well, because `patrol report` would show an older run.
 pub fn run_exit_code(run: &Run) -> u8 {
-    if run.breaker.is_some() {
+    let code = if run.breaker.is_some() {
         exit::BREAKER
     } else if run.count(Outcome::Failed) > 0 {
         exit::INCOMPLETE
     } else {
         exit::OK
+    };
+    if !run.forecast && run.report_file.is_none() {
+        exit::worst(code, exit::IO_ERROR)
+    } else {
+        code
     }
 }
