@@ -208,7 +208,8 @@ pub fn whole_seconds_now() -> DateTime<Utc> {
 }
 
 /// The exit code a finished run deserves. A run whose reports could not be stored in the
-/// state directory exits 74 as well, because `patrol report` would show an older run.
+/// state directory exits 74 instead, the more severe code, because `patrol report` would
+/// show an older run.
 pub fn run_exit_code(run: &Run) -> u8 {
     let code = if run.breaker.is_some() {
         exit::BREAKER
