@@ -355,6 +355,35 @@ async fn verify_log_names_record_with_changed_byte() {
     assert!(stdout.contains("was changed"), "{stdout}");
 }
 
+/// The "run finished" log line carries the chain's last hash, so the journal keeps a copy
+/// of the chain's end outside the state directory, the one that `verify-log` prints.
+#[tokio::test]
+async fn run_log_line_names_the_chain_end() {
+    let workspace = Workspace::new();
+    let sim = contract_sim(&workspace);
+    let policy = workspace.policy(
+        &std::fs::read_to_string(POLICY_FIXTURE).unwrap(),
+        &sim.base_url,
+    );
+    let output = patrol(&["audit", "--config", policy.to_str().unwrap()]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let finished = stderr
+        .lines()
+        .find(|line| line.contains("run finished"))
+        .unwrap_or_else(|| panic!("no run finished line in {stderr}"));
+    let logged = finished
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("audit_log_last_hash="))
+        .unwrap_or_else(|| panic!("no last hash in {finished}"));
+
+    let records = log_records(&workspace);
+    assert_eq!(logged, records.last().unwrap()["hash"], "{finished}");
+    let verified = verify_log(&policy).await;
+    let stdout = String::from_utf8_lossy(&verified.stdout);
+    assert!(stdout.contains(&format!("last hash {logged}")), "{stdout}");
+}
+
 #[tokio::test]
 async fn verify_log_finds_removed_record() {
     let workspace = Workspace::new();

@@ -474,9 +474,13 @@ async fn run_tenant_in_span(
     if !options.forecast {
         run.report_file = trail::write_reports(config, &state, &run);
     }
+    // The log line keeps a copy of the chain's end outside the state directory (in the
+    // journal, say), to compare with the last hash that `patrol verify-log` prints.
+    let last_hash = trail.log_mut().map(|log| log.last_hash().to_owned());
     tracing::info!(
         tenant = %run.tenant,
         run_id = %run.run_id,
+        audit_log_last_hash = %last_hash.as_deref().unwrap_or("none"),
         listed = run.listing.listed,
         report = run.count_verdict(Action::Report),
         delete = run.count_verdict(Action::Delete),

@@ -479,6 +479,11 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Returns the hash of the last record appended, which the next record links to.
+    pub fn last_hash(&self) -> &str {
+        &self.head.hash
+    }
+
     /// Writes the records appended without sync to the file, without syncing it.
     pub fn flush(&mut self) -> Result<(), StateError> {
         self.write_pending(false)
