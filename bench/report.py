@@ -139,9 +139,10 @@ def render(results, plots):
         f"Python SDK (`sailpoint` {machine['sailpoint']} from PyPI), both against the simulated tenant "
         "(`patrol sim`) on 127.0.0.1, measured side by side in one run. The command in "
         "[Reproducing](#reproducing) wrote every table below from the numbers of that run, "
-        "except the figures measured by hand, which say so. These are the CPU time by step, "
-        "the split of the open CPU target under the targets table, and the daemon's memory "
-        "with glibc's allocator. "
+        "except the figures measured by hand, which say so where they appear. These are the "
+        "CPU time by step, the split of the open targets under the targets table, the "
+        "daemon's memory with glibc's allocator and how its idle memory splits, the peaks by "
+        "path length, and the figures in [Changes](#changes-the-measurements-led-to). "
         f"Each cell is the median of {reps} {'repetition' if reps == 1 else 'repetitions'} with the range in brackets, unless "
         "the table says it holds totals or pooled values.",
         "",
@@ -274,11 +275,11 @@ def targets_section(results):
         rss = median(after["runs"], "rss_mib")
         lines += [
             f"The idle target after a large run is open, missed by {fmt(rss - IDLE_TARGET_RSS_MIB, 1)} MiB. "
-            "About 10 MiB of the idle daemon's resident memory is code and read-only data mapped "
-            "from disk: patrol's binary, nearly all of whose code a run has touched, and the C "
-            "library. The rest, about 5.5 MiB, is the heap, the relocated data and the threads' "
-            "stacks. The allocator settings and the smaller build that were tried are in "
-            "[Changes](#changes-the-measurements-led-to).",
+            "Measured by hand, about 9.5 to 10 MiB of the idle daemon's resident memory is code "
+            "and read-only data mapped from disk: patrol's binary, nearly all of whose code a "
+            "run has touched, and the C library. The heap, the relocated data and the threads' "
+            "stacks take the other 5 to 6 MiB. The allocator settings and the smaller build "
+            "that were tried are in [Changes](#changes-the-measurements-led-to).",
             "",
         ]
     return lines
@@ -483,9 +484,9 @@ def daemon_section(results):
             "",
             "These figures are for a daemon that has not run yet, with a tenant of 100 tokens. "
             "Context switches are summed over the daemon's threads (/proc/PID/task/*/status); a "
-            "sleeping thread switches once for each wake-up. The scheduler wakes at least once a "
-            "minute to notice a suspend or a clock jump, so a 60 s window holds one such wake-up "
-            "or none, each a few switches.",
+            "sleeping thread switches once for each wake-up. The scheduler wakes every 60 s (or "
+            "at half the watchdog timeout under systemd, when that is shorter) to notice a "
+            "suspend or a clock jump, a few switches each time.",
             "",
         ]
     if results.get("idle_after_run"):
@@ -502,16 +503,20 @@ def daemon_section(results):
             f"{spread([r['rss_mib'] for r in runs], 1)} | {spread([r['cpu_idle_s'] for r in runs], 3)} | "
             f"{wakeup_cell(runs)} |",
             "",
-            "patrol is built with jemalloc and its background thread. The thread returns freed "
-            "pages to the system over about ten seconds after a run frees them, then sleeps "
-            "until there are more. Its wake-ups are among the context switches above. The build "
-            "before, with glibc's allocator, stayed at about 64 MiB resident after a run of "
-            "100,000 tokens, measured by hand from /proc 15 s after the run. That memory was "
-            "free, but glibc kept it for the process.",
+            "patrol is built with jemalloc and its background threads (one per arena in use, "
+            "three on this machine). They return most of the pages a run frees to the system "
+            "within 10 s and the rest within about 20 s, then sleep until there are more. Their "
+            "wake-ups are among the context switches above. Besides them and the scheduler, the "
+            "HTTP client wakes 90 s and 180 s after a run to close its idle connections to the "
+            "tenant, after the window measured here. The build before, with glibc's allocator, "
+            "stayed at about 64 MiB resident after a run of 100,000 tokens, measured by hand "
+            "from /proc 15 s after the run. That memory was free, but glibc kept it for the "
+            "process.",
             "",
-            "About 10 MiB of the idle figure is the binary's code and read-only data and the C "
-            "library, mapped from disk (RssFile in /proc/PID/status). The rest is the heap, "
-            "the threads' stacks and the relocated data that every position-independent binary "
+            "Measured by hand from /proc/PID/status after such a run, about 9.5 to 10 MiB of the "
+            "idle figure is file-backed (RssFile): the binary's code and read-only data and the "
+            "C library, mapped from disk. The other 5 to 6 MiB (RssAnon) are the heap, the "
+            "threads' stacks and the relocated data that every position-independent binary "
             "carries.",
             "",
         ]
@@ -629,18 +634,23 @@ def changes_section():
         "same bytes (a proptest compares the two). The median of 11 dry runs of 100,000 "
         "tokens measured with `/usr/bin/time`, runs of the two builds taken in turn: "
         "0.65 s down to 0.54 s of CPU.",
-        "- **jemalloc with its background thread** (`src/main.rs`, `Cargo.toml`). After a run of "
-        "100,000 tokens the idle daemon stayed at about 64 MiB resident: the memory was free, "
-        "but glibc's allocator kept it for the process. jemalloc's background thread returns "
-        "freed pages to the system over about ten seconds and then sleeps: 15.5 to 16.5 MiB "
-        "30 s after the same run, by hand. Before its first run the daemon takes about 2 MiB "
-        "more than with glibc (12.7 against 10.8 MiB). Dry runs of 100,000 tokens, 7 with each "
-        "allocator: median CPU 0.68 s with jemalloc against 0.71 s with glibc, and peak memory "
-        "98.3 against 96.5 MB for a first run, 95.2 against 99.7 MB for a later one. Other "
-        "settings were tried and left out, each measured by hand (the idle daemon 30 s after "
-        "the run, the median CPU of 5 or 10 dry runs):",
-        "  - one arena (`narenas:1`): about 0.5 MiB less idle;",
-        "  - immediate purging (`dirty_decay_ms:0`): a peak of 76 MB, but 0.1 s more CPU per run;",
+        "- **jemalloc with its background threads** (`src/main.rs`, `Cargo.toml`). After a run "
+        "of 100,000 tokens the idle daemon stayed at about 64 MiB resident: the memory was "
+        "free, but glibc's allocator kept it for the process. jemalloc's background threads "
+        "return freed pages to the system within about 20 s and then sleep: 15.5 to 16.5 MiB "
+        "30 s after the same run, by hand. Before its first run the daemon takes about 1 MiB "
+        "more than with glibc (11.1 MiB in this page's run, 10.2 MiB in the last full run "
+        "with glibc). Dry runs of 100,000 tokens, 7 with each allocator: median CPU 0.68 s "
+        "with jemalloc against 0.71 s with glibc, and peak memory 96.0 against 94.2 MiB for a "
+        "first run, 93.0 against 97.3 MiB for a later one. Other settings were tried and left "
+        "out, each measured by hand (the idle daemon 30 s after the run, the median CPU of 5 "
+        "or 10 dry runs):",
+        "  - one arena (`narenas:1`): about 0.5 MiB less idle, within the spread of the "
+        "benchmark's own figure (15.2 to 15.9 MiB). jemalloc takes it only as a configuration "
+        "string fixed when its C sources are built, which `cargo install` from elsewhere "
+        "would not get;",
+        "  - immediate purging (`dirty_decay_ms:0`): about 1 MiB less idle and a peak of 74 MiB, "
+        "but 0.1 s more CPU per run;",
         "  - no thread caches (`tcache:false`): about 1 MiB less idle, but 0.1 s more CPU;",
         "  - a binary built for size (`opt-level = \"s\"`): 0.8 MiB less code resident, but "
         "0.15 s more CPU.",
@@ -652,7 +662,8 @@ def reproducing_section(results):
     return [
         "## Reproducing",
         "",
-        "From a fresh clone, on a machine with Rust, Python 3.9 or newer and access to PyPI:",
+        "From a fresh clone, on a machine with Rust, a C compiler, `make`, Python 3.9 or newer "
+        "and access to PyPI:",
         "",
         "```sh",
         "bench/run",

@@ -107,7 +107,7 @@ fn schedule(text: &mut String, schedule: &Schedule, now: DateTime<Utc>) {
         let _ = writeln!(text, "  {label:<11}{}", zoned_run(&run, now));
     }
     let start = if schedule.run_on_start {
-        "the daemon also runs once at start"
+        "the daemon runs once right away, then on the schedule"
     } else {
         "the daemon waits for the first scheduled run (run_on_start = false)"
     };
