@@ -67,6 +67,12 @@ def median(runs, key):
     return harness.summary([run[key] for run in runs])["median"]
 
 
+def settled_recorded(runs):
+    """Return whether the runs have the reading taken after the idle connections closed;
+    results recorded before that reading existed have none."""
+    return all("rss_settled_mib" in run for run in runs)
+
+
 def wakeup_cell(runs):
     """Format the context switches while idle, summed over the daemon's threads. Results
     recorded before this column existed have none and show n/a."""
@@ -237,6 +243,11 @@ def targets_section(results):
         lines.append(f"| idle daemon under {IDLE_TARGET_RSS_MIB} MiB, {fmt(runs[0]['idle_s'], 0)} s after a run of "
                      f"{after['size']:,} tokens | {fmt(rss, 1)} MiB resident, {fmt(median(runs, 'cpu_idle_s'), 3)} s CPU | "
                      f"{'met' if rss < IDLE_TARGET_RSS_MIB else 'not met'} |")
+        if settled_recorded(runs):
+            rss = median(runs, "rss_settled_mib")
+            lines.append(f"| idle daemon under {IDLE_TARGET_RSS_MIB} MiB, {fmt(runs[0]['settled_s'], 0)} s after that run | "
+                         f"{fmt(rss, 1)} MiB resident | "
+                         f"{'met' if rss < IDLE_TARGET_RSS_MIB else 'not met'} |")
     if results.get("scrape"):
         during = sorted(ms for run in results["scrape"]["runs"] for ms in run["during_ms"])
         lines.append(f"| scrape latency during a run (no number set) | p99 {fmt(harness.percentile(during, 0.99), 1)} ms "
@@ -271,10 +282,14 @@ def targets_section(results):
                 "",
             ]
     after = results.get("idle_after_run")
+    key = "rss_settled_mib" if after and settled_recorded(after["runs"]) else "rss_mib"
     if after and median(after["runs"], "rss_mib") >= IDLE_TARGET_RSS_MIB:
-        rss = median(after["runs"], "rss_mib")
+        rss = median(after["runs"], key)
+        verdict = (f"met {fmt(after['runs'][0]['settled_s'], 0)} s after the run, at {fmt(rss, 1)} MiB, but "
+                   f"missed {fmt(after['runs'][0]['idle_s'], 0)} s after it" if rss < IDLE_TARGET_RSS_MIB
+                   else f"open, missed by {fmt(rss - IDLE_TARGET_RSS_MIB, 1)} MiB")
         lines += [
-            f"The idle target after a large run is open, missed by {fmt(rss - IDLE_TARGET_RSS_MIB, 1)} MiB. "
+            f"The idle target after a large run is {verdict}. "
             "Measured by hand, about 9.5 to 10 MiB of the idle daemon's resident memory is code "
             "and read-only data mapped from disk: patrol's binary, nearly all of whose code a "
             "run has touched, and the C library. The heap, the relocated data and the threads' "
@@ -503,12 +518,22 @@ def daemon_section(results):
             f"{spread([r['rss_mib'] for r in runs], 1)} | {spread([r['cpu_idle_s'] for r in runs], 3)} | "
             f"{wakeup_cell(runs)} |",
             "",
+        ]
+        if settled_recorded(runs):
+            lines += [
+                f"{fmt(runs[0]['settled_s'], 0)} s after the run the daemon was at "
+                f"{spread([r['rss_settled_mib'] for r in runs], 1)} MiB. The HTTP client closes the "
+                "connections it kept open to the tenant about 180 s after a run, and jemalloc "
+                "returns their buffers within about 20 s more.",
+                "",
+            ]
+        lines += [
             "patrol is built with jemalloc and its background threads (one per arena in use, "
             "three on this machine). They return most of the pages a run frees to the system "
             "within 10 s and the rest within about 20 s, then sleep until there are more. Their "
             "wake-ups are among the context switches above. Besides them and the scheduler, the "
             "HTTP client wakes 90 s and 180 s after a run to close its idle connections to the "
-            "tenant, after the window measured here. The build before, with glibc's allocator, "
+            "tenant, which only the later reading includes. The build before, with glibc's allocator, "
             "stayed at about 64 MiB resident after a run of 100,000 tokens, measured by hand "
             "from /proc 15 s after the run. That memory was free, but glibc kept it for the "
             "process.",

@@ -290,9 +290,10 @@ def wait_for_run(process, base, deadline_s, poll_s=0.5):
     return False
 
 
-def idle_after_run(ctx, size, seconds, reps, timeout_s=600):
+def idle_after_run(ctx, size, seconds, settled_s, reps, timeout_s=600):
     """RSS and CPU of the daemon `seconds` after its first run (run_on_start) audited a
-    tenant of `size` tokens: what a large run leaves behind once the daemon is idle."""
+    tenant of `size` tokens, and RSS again `settled_s` after the run, once the HTTP client
+    has closed its idle connections: what a large run leaves behind in an idle daemon."""
     now = datetime.now(timezone.utc)
     path = ctx.tmp / f"idle-after-{size}.json"
     tenant.write(tenant.scale_tenant(size, CLIENT_ID, now), path)
@@ -313,14 +314,18 @@ def idle_after_run(ctx, size, seconds, reps, timeout_s=600):
                 rss_end, cpu_start = rss_mib(process.pid), cpu_seconds(process.pid)
                 switches = context_switches(process.pid)
                 time.sleep(seconds)
-                result["runs"].append({
+                run = {
                     "rss_run_end_mib": rss_end,
                     "peak_mib": hwm_mib(process.pid),
                     "rss_mib": rss_mib(process.pid),
                     "cpu_idle_s": cpu_seconds(process.pid) - cpu_start,
                     "wakeups": wakeups(switches, context_switches(process.pid)),
                     "idle_s": seconds,
-                })
+                }
+                time.sleep(max(settled_s - seconds, 0))
+                run["rss_settled_mib"] = rss_mib(process.pid)
+                run["settled_s"] = settled_s
+                result["runs"].append(run)
             finally:
                 stop_daemon(process, err)
     os.remove(path)
