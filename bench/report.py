@@ -68,8 +68,8 @@ def median(runs, key):
 
 
 def settled_recorded(runs):
-    """Return whether the runs have the reading taken after the idle connections closed;
-    results recorded before that reading existed have none."""
+    """Return whether the runs have the reading taken after the idle connections closed.
+    Results recorded before that reading existed have none."""
     return all("rss_settled_mib" in run for run in runs)
 
 

@@ -266,7 +266,7 @@ def idle(ctx, seconds, reps):
 
 
 def hwm_mib(pid):
-    """Peak resident memory of a running process (VmHWM), from /proc."""
+    """Read the peak resident memory of a running process (VmHWM) from /proc."""
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
             if line.startswith("VmHWM:"):
@@ -291,9 +291,10 @@ def wait_for_run(process, base, deadline_s, poll_s=0.5):
 
 
 def idle_after_run(ctx, size, seconds, settled_s, reps, timeout_s=600):
-    """RSS and CPU of the daemon `seconds` after its first run (run_on_start) audited a
-    tenant of `size` tokens, and RSS again `settled_s` after the run, once the HTTP client
-    has closed its idle connections: what a large run leaves behind in an idle daemon."""
+    """Measure what a large run leaves behind in an idle daemon. The daemon's first run
+    (run_on_start) audits a tenant of `size` tokens. RSS and CPU are read `seconds` after
+    it, and RSS again `settled_s` after it, once the HTTP client has closed its idle
+    connections."""
     now = datetime.now(timezone.utc)
     path = ctx.tmp / f"idle-after-{size}.json"
     tenant.write(tenant.scale_tenant(size, CLIENT_ID, now), path)
