@@ -234,6 +234,19 @@ def stop_daemon(process, err):
 NEVER_CRON = "0 0 1 1 *"  # midnight on 1 January: never during a benchmark run
 
 
+def start_first_run(ctx, sim, name):
+    """Start the daemon on a fresh state directory with the full policy and `run_on_start`,
+    so that its first run audits the tenant at once. Return the process, its stderr file
+    and the base URL of its /metrics."""
+    port = harness.free_port()
+    state = ctx.tmp / f"state-{name}"
+    shutil.rmtree(state, ignore_errors=True)
+    policy = harness.write_policy(ctx.tmp / f"{name}.toml", sim.base_url, state, full_policy=True,
+                                  daemon={"cron": NEVER_CRON, "run_on_start": True, "listen": f"127.0.0.1:{port}"})
+    process, err = start_daemon(ctx, policy)
+    return process, err, f"http://127.0.0.1:{port}"
+
+
 def idle(ctx, seconds, reps):
     """RSS and CPU of the daemon after `seconds` of idling (no run due), after start-up."""
     now = datetime.now(timezone.utc)
@@ -302,13 +315,7 @@ def idle_after_run(ctx, size, seconds, settled_s, reps, timeout_s=600):
     with Sim(ctx.patrol, path, ctx.tmp / "sim.log", rate_limit=0) as sim:
         for rep in range(reps):
             log(f"idle {seconds} s after a run of {size} tokens, run {rep + 1}/{reps}")
-            port = harness.free_port()
-            base = f"http://127.0.0.1:{port}"
-            state = ctx.tmp / "state-idle-after"
-            shutil.rmtree(state, ignore_errors=True)
-            policy = harness.write_policy(ctx.tmp / "idle-after.toml", sim.base_url, state, full_policy=True,
-                                          daemon={"cron": NEVER_CRON, "run_on_start": True, "listen": f"127.0.0.1:{port}"})
-            process, err = start_daemon(ctx, policy)
+            process, err, base = start_first_run(ctx, sim, "idle-after")
             try:
                 if not wait_for_metrics(process, base) or not wait_for_run(process, base, timeout_s):
                     raise RuntimeError(f"patrol run did not finish its first run; see {ctx.tmp / 'daemon.stderr'}")
@@ -343,13 +350,7 @@ def scrape(ctx, size, scrapers, reps, timeout_s=600):
     with Sim(ctx.patrol, path, ctx.tmp / "sim.log", rate_limit=0) as sim:
         for rep in range(reps):
             log(f"scrape: {scrapers} scrapers during an audit of {size} tokens, run {rep + 1}/{reps}")
-            port = harness.free_port()
-            base = f"http://127.0.0.1:{port}"
-            state = ctx.tmp / "state-scrape"
-            shutil.rmtree(state, ignore_errors=True)
-            policy = harness.write_policy(ctx.tmp / "scrape.toml", sim.base_url, state, full_policy=True,
-                                          daemon={"cron": NEVER_CRON, "run_on_start": True, "listen": f"127.0.0.1:{port}"})
-            process, err = start_daemon(ctx, policy)
+            process, err, base = start_first_run(ctx, sim, "scrape")
             try:
                 if not wait_for_metrics(process, base):
                     raise RuntimeError(f"patrol run did not serve /metrics; see {ctx.tmp / 'daemon.stderr'}")

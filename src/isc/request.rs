@@ -43,7 +43,7 @@ use super::{IscError, Token};
 /// Maximum number of error body bytes read. The message the client keeps is much shorter.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
-/// Retries of a list whose body broke off mid-stream. One broken read of a listing that is
+/// Maximum retries of a list request whose body broke off mid-stream. One broken read of a listing that is
 /// tens of megabytes should not fail the run, but a body that breaks every time is not
 /// worth the full backoff of `max_retries`.
 const MAX_CUT_BODY_RETRIES: u32 = 2;

@@ -32,7 +32,7 @@ pub fn days_between(earlier: DateTime<Utc>, later: DateTime<Utc>) -> i64 {
     (later - earlier).num_days()
 }
 
-/// Returns the line that stands in for the list of flagged tokens when there are none. A run
+/// Returns the line printed in place of the list of flagged tokens when there are none. A run
 /// whose listing failed judged no token, which is not the same as flagging none.
 pub(crate) fn no_flagged_tokens(run: &crate::audit::Run) -> &'static str {
     if run.tokens.is_empty() && run.listing.problem.is_some() {
