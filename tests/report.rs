@@ -87,22 +87,34 @@ fn exemption_block(markdown: &str, id: &str) -> String {
 async fn markdown_review_pack_matches_snapshot() {
     let workspace = Workspace::new();
     let Contract { sim: _sim, policy } = contract(&workspace);
-    let audit = audit_json(&policy).await;
+    let audit = patrol(&[
+        "audit",
+        "--config",
+        policy.to_str().unwrap(),
+        "--format",
+        "markdown",
+    ])
+    .await;
+    assert_eq!(audit.status.code(), Some(0), "{}", describe(&audit));
 
     let output = report(&policy, &["--format", "markdown"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let markdown = String::from_utf8(output.stdout).unwrap();
     insta::assert_snapshot!("review_pack", redact(&markdown));
 
-    // The command renders the file the run wrote.
-    let run_id = audit["run_id"].as_str().unwrap();
-    let stored = std::fs::read_to_string(
-        workspace
-            .state_dir()
-            .join(format!("acme/reports/{run_id}.md")),
-    )
-    .unwrap();
-    assert_eq!(markdown, stored);
+    // Rendered from the stored JSON report, the pack is the one the run printed.
+    assert_eq!(markdown, String::from_utf8(audit.stdout).unwrap());
+
+    // The run stores its JSON report only; the pack is rendered on demand.
+    let names: Vec<String> = std::fs::read_dir(workspace.state_dir().join("acme/reports"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.iter().all(|name| name.ends_with(".json")),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]
@@ -211,6 +223,20 @@ async fn report_renders_last_run_without_tenant() {
     )))
     .unwrap();
     assert_eq!(first_file, audit_stdout.stdout);
+
+    // An earlier run that is kept renders by its id, in any format.
+    let first_id = first_run["run_id"].as_str().unwrap();
+    let by_id = report(&policy, &["--format", "json", "--run", first_id]).await;
+    assert_eq!(by_id.status.code(), Some(0), "{}", describe(&by_id));
+    assert_eq!(by_id.stdout, audit_stdout.stdout);
+    let pack = report(&policy, &["--format", "markdown", "--run", first_id]).await;
+    assert_eq!(pack.status.code(), Some(0), "{}", describe(&pack));
+    assert!(String::from_utf8_lossy(&pack.stdout).contains(first_id));
+    let unknown = report(&policy, &["--run", "20200101T000000Z-00000000"]).await;
+    assert_eq!(unknown.status.code(), Some(66), "{}", describe(&unknown));
+    let logged = String::from_utf8_lossy(&unknown.stderr);
+    assert!(logged.contains("\"20200101T000000Z-00000000\""), "{logged}");
+    assert!(logged.contains("acme: 2 runs, newest "), "{logged}");
 
     let csv = report(&policy, &["--format", "csv"]).await;
     assert_eq!(csv.status.code(), Some(0), "{}", describe(&csv));
@@ -321,7 +347,7 @@ async fn json_report_prints_without_report_files() {
     );
     assert!(!tokens.is_empty());
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("cannot write the run's reports"),
+        String::from_utf8_lossy(&output.stderr).contains("cannot write the run's report;"),
         "{}",
         describe(&output)
     );

@@ -4,9 +4,9 @@
 //! collected in full before the first delete; each delete is written to the audit log
 //! before its request and after it; the first-flagged times are saved before any delete
 //! and again after the last one. Deletes that an earlier process left without a result are
-//! reconciled right after the listing. The run's JSON and Markdown reports are written to
-//! the state directory at the end. A forecast (`--as-of`) reads the state but writes
-//! nothing and deletes nothing.
+//! reconciled right after the listing. The run's JSON report is written to the state
+//! directory at the end. A forecast (`--as-of`) reads the state but writes nothing and
+//! deletes nothing.
 
 mod delete;
 mod ids;
@@ -472,7 +472,7 @@ async fn run_tenant_in_span(
     });
     trail.flush();
     if !options.forecast {
-        run.report_file = trail::write_reports(config, &state, &run);
+        run.report_file = trail::write_report(&state, &run);
     }
     // The log line keeps a copy of the chain's end outside the state directory (in the
     // journal, say), to compare with the last hash that `patrol verify-log` prints.

@@ -1,5 +1,5 @@
 //! The records a run writes besides its deletes: audit records for changes in a token's
-//! flag and exemption, the run's counts, and the per-run report files.
+//! flag and exemption, the run's counts, and the per-run report file.
 //!
 //! A token is logged when something about it changes (first flagged, flag cleared,
 //! exemption applied, changed or expired), not on every run, so the log of a quiet tenant
@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::isc::Token;
 use crate::policy::Action;
 use crate::safety::{Assessment, Exemption, Outcome};
-use crate::state::reports::save_run_reports;
+use crate::state::reports::save_run_report;
 use crate::state::{
     AuditLog, EventKind, ExemptionRecord, Record, RunCounts, SeenExemption, TenantState,
 };
@@ -213,23 +213,19 @@ pub(super) fn run_counts(run: &Run) -> RunCounts {
     counts
 }
 
-/// Writes the JSON and Markdown reports of a run to the tenant's state directory and
-/// returns the JSON report's path. A failure is logged: the run itself is done and recorded
-/// in the audit log.
-pub(super) fn write_reports(config: &Config, state: &TenantState, run: &Run) -> Option<PathBuf> {
-    let saved = save_run_reports(
-        state.dir(),
-        &run.run_id,
-        |out| crate::report::render_json(run, out),
-        |out| crate::report::render_markdown(run, Some(&config.schedule), out),
-    );
+/// Writes the JSON report of a run to the tenant's state directory and returns its path. A
+/// failure is logged: the run itself is done and recorded in the audit log.
+pub(super) fn write_report(state: &TenantState, run: &Run) -> Option<PathBuf> {
+    let saved = save_run_report(state.dir(), &run.run_id, |out| {
+        crate::report::render_json(run, out)
+    });
     match saved {
         Ok(path) => {
-            tracing::debug!(tenant = %run.tenant, path = %path.display(), "wrote the run's reports");
+            tracing::debug!(tenant = %run.tenant, path = %path.display(), "wrote the run's report");
             Some(path)
         }
         Err(error) => {
-            tracing::error!(tenant = %run.tenant, %error, "cannot write the run's reports; `patrol report` shows an older run");
+            tracing::error!(tenant = %run.tenant, %error, "cannot write the run's report; `patrol report` shows an older run");
             None
         }
     }

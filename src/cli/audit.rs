@@ -207,7 +207,7 @@ pub fn whole_seconds_now() -> DateTime<Utc> {
     DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
 }
 
-/// The exit code a finished run deserves. A run whose reports could not be stored in the
+/// The exit code a finished run deserves. A run whose report could not be stored in the
 /// state directory exits 74 instead, the more severe code, because `patrol report` would
 /// show an older run.
 pub fn run_exit_code(run: &Run) -> u8 {

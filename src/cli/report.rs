@@ -1,12 +1,16 @@
-//! `patrol report`: the last run of each tenant, from its state directory, in any format.
+//! `patrol report`: the last run of each tenant, or one kept run, from its state directory,
+//! in any format.
 //!
 //! The command reads `<state>/<tenant>/reports/last.json`, which every run except a
-//! forecast writes, and renders it without calling the API, so it works when the tenant is
-//! down and never needs a secret. `--owner` keeps the tokens of one owner; the counts are
-//! then those of that owner's tokens.
+//! forecast writes, or with `--run ID` the report that run `ID` kept, and renders it
+//! without calling the API, so it works when the tenant is down and never needs a secret.
+//! Runs store only their JSON report; the table, CSV and the Markdown review pack are
+//! rendered here. `--owner` keeps the tokens of one owner; the counts are then those of
+//! that owner's tokens.
 //!
 //! Exit codes: 0 when every selected tenant has a report, 66 (`EX_NOINPUT`) when one has
-//! none yet, 65 (`EX_DATAERR`) when one cannot be read, and 64, 74 and 78 as elsewhere.
+//! none yet or no selected tenant keeps run `ID`, 65 (`EX_DATAERR`) when one cannot be
+//! read, and 64, 74 and 78 as elsewhere.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,7 +20,7 @@ use clap::ValueEnum;
 use super::exit;
 use crate::audit::Run;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::state::reports::read_last_report;
+use crate::state::reports::{KEPT_RUNS, kept_runs, read_last_report, read_run_report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -37,6 +41,10 @@ pub struct ReportArgs {
     /// Show only the tokens of this owner (identity id).
     #[arg(long, value_name = "ID")]
     pub owner: Option<String>,
+    /// Show this kept run instead of the last one (its `run_id`, as in the JSON report and
+    /// the `run finished` log line).
+    #[arg(long = "run", value_name = "RUN_ID")]
+    pub run_id: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
@@ -92,10 +100,23 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write) -> u8 {
         Err(code) => return code,
     };
 
+    let loaded = match &args.run_id {
+        Some(run_id) => load_kept_run(&selection, run_id).map(|run| vec![Ok(run)]),
+        None => Ok(selection
+            .tenants
+            .iter()
+            .map(|tenant| load_last_run(&selection.config, tenant))
+            .collect()),
+    };
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+
     let mut worst = exit::OK;
     let mut runs = Vec::new();
-    for tenant in &selection.tenants {
-        match load_last_run(&selection.config, tenant) {
+    for result in loaded {
+        match result {
             Ok(mut run) => {
                 if let Some(owner) = &args.owner {
                     run.tokens
@@ -142,6 +163,49 @@ fn load_last_run(config: &Config, tenant: &str) -> Result<Run, u8> {
         );
         exit::DATA_ERROR
     })
+}
+
+/// Loads the report of run `run_id` from the first selected tenant that keeps it. Run ids
+/// end in a random part, so at most one tenant has a given run.
+fn load_kept_run(selection: &Selection, run_id: &str) -> Result<Run, u8> {
+    let mut kept = Vec::new();
+    for tenant in &selection.tenants {
+        let dir = selection.config.state_dir.join(tenant);
+        let bytes = match read_run_report(&dir, run_id) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                if let Ok(runs) = kept_runs(&dir)
+                    && let Some(newest) = runs.last()
+                {
+                    kept.push(format!("{tenant}: {} runs, newest {newest}", runs.len()));
+                }
+                continue;
+            }
+            Err(error) => {
+                tracing::error!(tenant = %tenant, "{error}");
+                return Err(exit::IO_ERROR);
+            }
+        };
+        return crate::report::run_from_json(&bytes).map_err(|error| {
+            tracing::error!(
+                tenant = %tenant,
+                "cannot read the report of run {run_id} of tenant {tenant}: {error}"
+            );
+            exit::DATA_ERROR
+        });
+    }
+    let kept = if kept.is_empty() {
+        "none".to_owned()
+    } else {
+        kept.join("; ")
+    };
+    tracing::error!(
+        "no selected tenant keeps a report of run {run_id:?} in {}; kept runs: {kept}. \
+         A run's id is in its JSON report and in its `run finished` log line, and only the \
+         newest {KEPT_RUNS} runs of a tenant are kept",
+        selection.config.state_dir.display()
+    );
+    Err(exit::NOT_FOUND)
 }
 
 fn render(

@@ -6,7 +6,7 @@
 //!   exemption last seen keeping each flagged token;
 //! - `<tenant>/audit.jsonl` and the rotated `<tenant>/audit-NNNNNN.jsonl`: the hash-chained
 //!   audit log, one JSON record per event ([`log`], [`chain`]);
-//! - `<tenant>/reports/`: the JSON and Markdown report of recent runs and `last.json`
+//! - `<tenant>/reports/`: the JSON report of recent runs and `last.json`
 //!   ([`reports`]);
 //! - `<tenant>/lock`: held with an exclusive file lock for the whole run, so two patrol
 //!   processes never audit the same tenant from the same state at once. Readers of the log

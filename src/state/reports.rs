@@ -1,14 +1,18 @@
-//! The report files of recent runs: `<tenant>/reports/<run id>.json` and `.md`, and
-//! `last.json`, the newest JSON report under a second name.
+//! The report files of recent runs: `<tenant>/reports/<run id>.json`, and `last.json`, the
+//! newest report under a second name.
 //!
-//! Each file is written atomically, so a reader sees a whole report or the one before.
-//! Reports are rendered straight into their files: the JSON report of a tenant of 100,000
-//! tokens is about 80 MB, which is not held in memory. `last.json` is a hard link to the
-//! newest run's JSON file (a copy where the file system has no hard links), made after the
-//! run's own files, so it never names a run whose files are missing. The reports of the
-//! [`KEPT_RUNS`] newest runs are kept and older ones are removed. Run ids start with the
-//! run's UTC start time, so their order is the runs' order. What the files contain is left
-//! to [`crate::report`]; this module only stores what it renders.
+//! Only the JSON report is stored. Every other rendering (table, CSV, the Markdown review
+//! pack) is made from it on demand by `patrol report`, so a tenant of 100,000 tokens stores
+//! about 60 MB per run instead of 100 MB, and its runs spend no CPU on a review pack that
+//! nobody may open. Each file is written atomically, so a reader sees a whole report or the
+//! one before. Reports are rendered straight into their files, not held in memory.
+//! `last.json` is a hard link to the newest run's file (a copy where the file system has no
+//! hard links), made after the run's own file, so it never names a run whose file is
+//! missing. The reports of the [`KEPT_RUNS`] newest runs are kept and older ones are
+//! removed, with any `.md` review pack that a run stored beside its JSON report before
+//! review packs were made on demand. Run ids start with the run's UTC start time, so their
+//! order is the runs' order. What the files contain is left to [`crate::report`]; this
+//! module only stores what it renders.
 
 use std::fs;
 use std::io::{self, Write};
@@ -30,14 +34,13 @@ pub fn reports_dir(tenant_dir: &Path) -> PathBuf {
     tenant_dir.join(REPORTS_DIR)
 }
 
-/// Writes the JSON and Markdown reports of run `run_id` with the given renderers, makes
-/// `last.json` name the JSON report, and removes the reports of all but the [`KEPT_RUNS`]
-/// newest runs. Returns the path of the JSON report.
-pub fn save_run_reports(
+/// Writes the JSON report of run `run_id` with the given renderer, makes `last.json` name
+/// it, and removes the reports of all but the [`KEPT_RUNS`] newest runs. Returns the path
+/// of the report.
+pub fn save_run_report(
     tenant_dir: &Path,
     run_id: &str,
     json: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-    markdown: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<PathBuf, StateError> {
     let dir = reports_dir(tenant_dir);
     if !is_run_id(run_id) {
@@ -56,7 +59,6 @@ pub fn save_run_reports(
 
     let json_path = dir.join(format!("{run_id}.json"));
     write_atomically_with(&json_path, json)?;
-    write_atomically_with(&dir.join(format!("{run_id}.md")), markdown)?;
     link_last(&dir, &json_path)?;
     prune(&dir, KEPT_RUNS)?;
     Ok(json_path)
@@ -91,11 +93,38 @@ fn link_last(dir: &Path, json_path: &Path) -> Result<(), StateError> {
 
 /// Reads `last.json` of a tenant, or returns `None` when no run has written one.
 pub fn read_last_report(tenant_dir: &Path) -> Result<Option<Vec<u8>>, StateError> {
-    let path = reports_dir(tenant_dir).join(LAST_REPORT);
-    match fs::read(&path) {
+    read_report(&reports_dir(tenant_dir).join(LAST_REPORT))
+}
+
+/// Reads the report of run `run_id` of a tenant, or returns `None` when the tenant keeps no
+/// report of that run. A run id with other characters than ASCII letters, digits and `-`
+/// names no run.
+pub fn read_run_report(tenant_dir: &Path, run_id: &str) -> Result<Option<Vec<u8>>, StateError> {
+    if !is_run_id(run_id) {
+        return Ok(None);
+    }
+    read_report(&reports_dir(tenant_dir).join(format!("{run_id}.json")))
+}
+
+/// The ids of the runs whose reports a tenant keeps, oldest first.
+pub fn kept_runs(tenant_dir: &Path) -> Result<Vec<String>, StateError> {
+    let dir = reports_dir(tenant_dir);
+    match run_ids(&dir) {
+        Err(StateError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            Ok(Vec::new())
+        }
+        result => result,
+    }
+}
+
+fn read_report(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+    match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StateError::Read { path, source }),
+        Err(source) => Err(StateError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -106,8 +135,9 @@ fn is_run_id(text: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
 }
 
-/// Removes the `.json` and `.md` reports of every run but the `keep` newest.
-fn prune(dir: &Path, keep: usize) -> Result<(), StateError> {
+/// The ids of the runs with a report in `dir`, oldest first. A run that left only a `.md`
+/// review pack counts too, so that pruning removes it.
+fn run_ids(dir: &Path) -> Result<Vec<String>, StateError> {
     let read_error = |source| StateError::Read {
         path: dir.to_owned(),
         source,
@@ -128,6 +158,13 @@ fn prune(dir: &Path, keep: usize) -> Result<(), StateError> {
         }
     }
     runs.sort();
+    Ok(runs)
+}
+
+/// Removes the `.json` report, and any `.md` review pack, of every run but the `keep`
+/// newest.
+fn prune(dir: &Path, keep: usize) -> Result<(), StateError> {
+    let runs = run_ids(dir)?;
     let excess = runs.len().saturating_sub(keep);
     for run in &runs[..excess] {
         for extension in ["json", "md"] {
@@ -154,20 +191,18 @@ mod tests {
     fn saved_report_becomes_last() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_last_report(dir.path()).unwrap(), None);
-        let path = save_run_reports(
-            dir.path(),
-            "20261201T031500Z-0a",
-            bytes(b"{}"),
-            bytes(b"# r"),
-        )
-        .unwrap();
+        let path = save_run_report(dir.path(), "20261201T031500Z-0a", bytes(b"{}")).unwrap();
         assert!(path.ends_with("reports/20261201T031500Z-0a.json"));
-        let reports = reports_dir(dir.path());
-        assert_eq!(
-            fs::read(reports.join("20261201T031500Z-0a.md")).unwrap(),
-            b"# r"
-        );
         assert_eq!(read_last_report(dir.path()).unwrap().unwrap(), b"{}");
+        let names: Vec<String> = fs::read_dir(reports_dir(dir.path()))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names.len(),
+            2,
+            "only the JSON report and last.json: {names:?}"
+        );
     }
 
     #[test]
@@ -176,7 +211,7 @@ mod tests {
         for index in 0..KEPT_RUNS + 2 {
             let run_id = format!("20261201T{index:06}Z-00");
             let body = format!("{{\"run\":{index}}}");
-            save_run_reports(dir.path(), &run_id, bytes(body.as_bytes()), bytes(b"")).unwrap();
+            save_run_report(dir.path(), &run_id, bytes(body.as_bytes())).unwrap();
         }
         let newest = format!("{{\"run\":{}}}", KEPT_RUNS + 1);
         assert_eq!(
@@ -188,12 +223,12 @@ mod tests {
     #[test]
     fn failed_rendering_keeps_the_previous_reports() {
         let dir = tempfile::tempdir().unwrap();
-        save_run_reports(dir.path(), "20261201T000000Z-00", bytes(b"{}"), bytes(b"")).unwrap();
+        save_run_report(dir.path(), "20261201T000000Z-00", bytes(b"{}")).unwrap();
         let failing = |out: &mut dyn Write| {
             out.write_all(b"{\"partial\"")?;
             Err(io::Error::other("renderer failed"))
         };
-        let error = save_run_reports(dir.path(), "20261202T000000Z-00", failing, bytes(b""));
+        let error = save_run_report(dir.path(), "20261202T000000Z-00", failing);
         assert!(error.is_err());
         assert_eq!(read_last_report(dir.path()).unwrap().unwrap(), b"{}");
         let names: Vec<String> = fs::read_dir(reports_dir(dir.path()))
@@ -209,26 +244,56 @@ mod tests {
     #[test]
     fn only_newest_runs_are_kept() {
         let dir = tempfile::tempdir().unwrap();
-        for index in 0..KEPT_RUNS + 3 {
+        let reports = reports_dir(dir.path());
+        fs::create_dir_all(&reports).unwrap();
+        // Review packs that runs stored beside their reports before packs were made on
+        // demand: the first with its report, the second alone.
+        fs::write(reports.join("20261130T000000Z-00.md"), b"# old").unwrap();
+        fs::write(reports.join("20261201T000000Z-00.md"), b"# old").unwrap();
+        for index in 0..KEPT_RUNS + 2 {
             let run_id = format!("20261201T{index:06}Z-00");
-            save_run_reports(dir.path(), &run_id, bytes(b"{}"), bytes(b"")).unwrap();
+            save_run_report(dir.path(), &run_id, bytes(b"{}")).unwrap();
         }
         let mut names: Vec<String> = fs::read_dir(reports_dir(dir.path()))
             .unwrap()
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names.len(), KEPT_RUNS * 2 + 1);
+        assert_eq!(names.len(), KEPT_RUNS + 1, "{names:?}");
         assert!(names.contains(&LAST_REPORT.to_owned()));
-        assert!(!names.contains(&"20261201T000002Z-00.json".to_owned()));
-        assert!(names.contains(&"20261201T000003Z-00.json".to_owned()));
-        assert!(names.contains(&"20261201T000003Z-00.md".to_owned()));
+        assert!(!names.iter().any(|name| name.ends_with(".md")), "{names:?}");
+        assert!(!names.contains(&"20261201T000001Z-00.json".to_owned()));
+        assert!(names.contains(&"20261201T000002Z-00.json".to_owned()));
+        assert_eq!(kept_runs(dir.path()).unwrap().len(), KEPT_RUNS);
+    }
+
+    #[test]
+    fn kept_run_is_read_by_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(kept_runs(dir.path()).unwrap(), Vec::<String>::new());
+        save_run_report(dir.path(), "20261201T000000Z-0a", bytes(b"{\"run\":1}")).unwrap();
+        save_run_report(dir.path(), "20261202T000000Z-0b", bytes(b"{\"run\":2}")).unwrap();
+        assert_eq!(
+            read_run_report(dir.path(), "20261201T000000Z-0a")
+                .unwrap()
+                .unwrap(),
+            b"{\"run\":1}"
+        );
+        assert_eq!(
+            read_run_report(dir.path(), "20261203T000000Z-0c").unwrap(),
+            None
+        );
+        assert_eq!(read_run_report(dir.path(), "../last").unwrap(), None);
+        assert_eq!(
+            kept_runs(dir.path()).unwrap(),
+            ["20261201T000000Z-0a", "20261202T000000Z-0b"]
+        );
     }
 
     #[test]
     fn run_id_with_path_characters_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(save_run_reports(dir.path(), "../escape", bytes(b"{}"), bytes(b"")).is_err());
+        assert!(save_run_report(dir.path(), "../escape", bytes(b"{}")).is_err());
         assert!(!reports_dir(dir.path()).join(LAST_REPORT).exists());
     }
 }
