@@ -102,7 +102,7 @@ pub async fn run(args: AuditArgs) -> u8 {
     let mut worst = exit::OK;
     let mut csv_runs = Vec::new();
     let stdout = std::io::stdout();
-    for tenant in &tenants {
+    for (index, tenant) in tenants.iter().enumerate() {
         let code = match audit_tenant(&config, tenant, &options).await {
             Ok(run) => {
                 let mut out = stdout.lock();
@@ -124,6 +124,10 @@ pub async fn run(args: AuditArgs) -> u8 {
                 let code = run_exit_code(&run);
                 if args.format == Format::Csv {
                     csv_runs.push(run);
+                } else if index + 1 == tenants.len() {
+                    // The process exits next and frees the run at once. Dropping it would
+                    // free a large tenant's tokens one by one.
+                    std::mem::forget(run);
                 }
                 if let Err(error) = written.and_then(|()| out.flush()) {
                     exit::worst(code, exit::output_error(&error, "the report"))
@@ -144,6 +148,7 @@ pub async fn run(args: AuditArgs) -> u8 {
         {
             worst = exit::worst(worst, exit::output_error(&error, "the report"));
         }
+        std::mem::forget(csv_runs);
     }
     worst
 }

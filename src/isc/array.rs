@@ -14,6 +14,15 @@
 
 use serde::de::DeserializeOwned;
 
+/// Bytes per element assumed when room is reserved from a body's length. A listed token
+/// takes about 380 bytes, so the estimate reserves more than a listing needs, and a listing
+/// of smaller tokens grows past it as usual.
+const ESTIMATED_ELEMENT_BYTES: u64 = 256;
+
+/// Most elements reserved from a body's length, so that a wrong length cannot reserve
+/// without bound: about 4 million.
+const MAX_RESERVED_ELEMENTS: u64 = 1 << 22;
+
 /// Position of the parser in the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Position {
@@ -61,6 +70,16 @@ impl<T: DeserializeOwned, U> ArrayParser<T, U> {
             items: Vec::new(),
             offset: 0,
         }
+    }
+
+    /// Reserves room for the elements of a body of `length` bytes (its `Content-Length`), so
+    /// that a large listing fills one vector instead of copying it each time it doubles.
+    /// Room that no element fills is never written, so it takes no resident memory, and
+    /// [`ArrayParser::finish`] gives it back.
+    pub fn reserve_for_body(&mut self, length: u64) {
+        let elements = (length / ESTIMATED_ELEMENT_BYTES).min(MAX_RESERVED_ELEMENTS);
+        self.items
+            .reserve(usize::try_from(elements).unwrap_or(usize::MAX));
     }
 
     /// Consumes the next chunk of the body, parsing every element that ends in it.
@@ -119,7 +138,10 @@ impl<T: DeserializeOwned, U> ArrayParser<T, U> {
             self.read(&pending, true)?;
         }
         match self.position {
-            Position::End => Ok(self.items),
+            Position::End => {
+                self.items.shrink_to_fit();
+                Ok(self.items)
+            }
             _ => Err(format!(
                 "the body ended after {} bytes, inside the array",
                 self.offset
@@ -260,6 +282,27 @@ mod tests {
                 assert_eq!(parser.finish().as_ref(), Ok(&expected), "cut at {cut}");
             }
         }
+    }
+
+    #[test]
+    fn reserved_room_is_given_back() {
+        let text = "[1,2,3]";
+        let mut parser = ArrayParser::new(|value: Value| value);
+        parser.reserve_for_body(1 << 20);
+        assert!(parser.items.capacity() >= 4096);
+        parser.feed(text.as_bytes()).unwrap();
+        let items = parser.finish().unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items.capacity(), 3);
+    }
+
+    #[test]
+    fn array_longer_than_reserved() {
+        let text = format!("[{}]", vec!["1"; 100].join(","));
+        let mut parser = ArrayParser::new(|value: Value| value);
+        parser.reserve_for_body(text.len() as u64);
+        parser.feed(text.as_bytes()).unwrap();
+        assert_eq!(parser.finish().unwrap().len(), 100);
     }
 
     #[test]

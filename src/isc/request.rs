@@ -434,6 +434,9 @@ async fn parse_list<T: serde::de::DeserializeOwned, U>(
     response: &mut reqwest::Response,
     mut parser: ArrayParser<T, U>,
 ) -> Result<Result<Vec<U>, String>, reqwest::Error> {
+    if let Some(length) = response.content_length() {
+        parser.reserve_for_body(length);
+    }
     while let Some(chunk) = response.chunk().await? {
         if let Err(reason) = parser.feed(&chunk) {
             return Ok(Err(reason));

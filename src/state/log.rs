@@ -722,6 +722,16 @@ fn read_file(path: &Path) -> Result<Vec<LogEntry>, StateError> {
     Ok(entries)
 }
 
+/// Splits the bytes of a log file into its complete lines, without their newlines. A last
+/// line with no newline was cut off while it was written, and is left out as
+/// [`read_file`] leaves it out.
+fn complete_lines(bytes: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    let end = bytes.iter().rposition(|&byte| byte == b'\n');
+    end.map(|end| bytes[..end].split(|&byte| byte == b'\n'))
+        .into_iter()
+        .flatten()
+}
+
 fn parse_line(line: &[u8]) -> Result<Record, String> {
     let (body, _) = unseal(line).ok_or_else(|| "the line has no hash member".to_owned())?;
     serde_json::from_slice(&body).map_err(|error| error.to_string())
@@ -747,8 +757,16 @@ pub fn open_intents(tenant_dir: &Path) -> Result<Vec<Record>, StateError> {
     let mut closed: HashSet<(String, String)> = HashSet::new();
     let mut open = Vec::new();
     'files: for path in log_files(tenant_dir)?.iter().rev() {
-        for entry in read_file(path)?.into_iter().rev() {
-            let Ok(record) = entry.record else { continue };
+        let bytes = std::fs::read(path).map_err(|source| StateError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        // Lines are parsed from the end only as far as the scan goes: after a run that
+        // closed all its intents, that is one line however long the file is.
+        for line in complete_lines(&bytes).rev() {
+            let Ok(record) = parse_line(line) else {
+                continue;
+            };
             match record.event {
                 EventKind::RunFinished if record.open_intents == Some(0) => break 'files,
                 EventKind::DeleteResult => {
@@ -1052,6 +1070,31 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, [("r1", "a"), ("r2", "b")]);
+    }
+
+    #[test]
+    fn complete_lines_leave_out_torn_tail() {
+        fn lines(bytes: &[u8]) -> Vec<&[u8]> {
+            complete_lines(bytes).rev().collect()
+        }
+        assert_eq!(lines(b"a\nb\nc"), [b"b".as_slice(), b"a"]);
+        assert_eq!(lines(b"a\n\nb\n"), [b"b".as_slice(), b"", b"a"]);
+        assert_eq!(lines(b"torn"), Vec::<&[u8]>::new());
+        assert_eq!(lines(b""), Vec::<&[u8]>::new());
+    }
+
+    #[test]
+    fn open_intent_before_torn_line_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open(dir.path(), Rotation::default()).unwrap();
+        log.append(intent("r1", "a"), true).unwrap();
+        drop(log);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(LOG_FILE))
+            .unwrap();
+        file.write_all(b"{\"event\":\"run_fini").unwrap();
+        assert_eq!(open_intents(dir.path()).unwrap().len(), 1);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Only the JSON report is stored. Every other rendering (table, CSV, the Markdown review
 //! pack) is made from it on demand by `patrol report`, so a tenant of 100,000 tokens stores
 //! about 60 MB per run instead of 100 MB, and its runs spend no CPU on a review pack that
-//! nobody may open. Each file is written atomically, so a reader sees a whole report or the
+//! may never be opened. Each file is written atomically, so a reader sees a whole report or the
 //! one before. Reports are rendered straight into their files, not held in memory.
 //! `last.json` is a hard link to the newest run's file (a copy where the file system has no
 //! hard links), made after the run's own file, so it never names a run whose file is
@@ -106,7 +106,7 @@ pub fn read_run_report(tenant_dir: &Path, run_id: &str) -> Result<Option<Vec<u8>
     read_report(&reports_dir(tenant_dir).join(format!("{run_id}.json")))
 }
 
-/// The ids of the runs whose reports a tenant keeps, oldest first.
+/// Returns the ids of the runs whose reports a tenant keeps, oldest first.
 pub fn kept_runs(tenant_dir: &Path) -> Result<Vec<String>, StateError> {
     let dir = reports_dir(tenant_dir);
     match run_ids(&dir) {
@@ -135,7 +135,7 @@ fn is_run_id(text: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
 }
 
-/// The ids of the runs with a report in `dir`, oldest first. A run that left only a `.md`
+/// Returns the ids of the runs with a report in `dir`, oldest first. A run that left only a `.md`
 /// review pack counts too, so that pruning removes it.
 fn run_ids(dir: &Path) -> Result<Vec<String>, StateError> {
     let read_error = |source| StateError::Read {
@@ -268,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn kept_run_is_read_by_its_id() {
+    fn kept_run_reads_by_id() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(kept_runs(dir.path()).unwrap(), Vec::<String>::new());
         save_run_report(dir.path(), "20261201T000000Z-0a", bytes(b"{\"run\":1}")).unwrap();
