@@ -3,7 +3,8 @@
 //!
 //! With `--token`, the output starts with the token's last recorded metadata and ends, for
 //! a deleted token, with the create request its owner can send to make a token with the
-//! same name and scopes. `--format json` writes the matching records as JSON Lines instead.
+//! same name, scopes and lifetime. `--format json` writes the matching records as JSON Lines
+//! instead.
 //! Records that cannot be read are listed as such, and `patrol verify-log` reports why.
 //!
 //! Exit codes: 0, 66 (`EX_NOINPUT`) when `--token` names a token that no record mentions,
@@ -12,6 +13,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use clap::ValueEnum;
 
 use super::exit;
@@ -163,7 +165,11 @@ fn write_table(
             "The token is deleted. To replace it, its owner creates a token with this request \
              body (the new token gets a new id and secret):"
         )?;
-        writeln!(out, "  {}", create_request(token))?;
+        let request = create_request(token, Utc::now());
+        writeln!(out, "  {}", request.body)?;
+        if let Some(note) = request.note {
+            writeln!(out, "{note}")?;
+        }
     }
     Ok(())
 }
@@ -304,10 +310,21 @@ fn describe(record: &Record, with_token: bool) -> String {
     text
 }
 
+/// The create request for a token like a deleted one.
+struct CreateRequest {
+    /// The JSON body.
+    body: String,
+    /// Why the body differs from the deleted token, when it does.
+    note: Option<String>,
+}
+
 /// Builds the body of a create request for a token like `token`: name, scopes, and the
-/// lifetime settings when they were recorded.
-fn create_request(token: &TokenRecord) -> String {
+/// lifetime settings when they were recorded. The API accepts only an `expirationDate` in
+/// the future, so a recorded one that has passed by `now` is replaced by `now` plus the
+/// deleted token's lifetime, and the note says so.
+fn create_request(token: &TokenRecord, now: DateTime<Utc>) -> CreateRequest {
     let mut body = serde_json::Map::new();
+    let mut note = None;
     body.insert("name".into(), token.name.clone().into());
     body.insert(
         "scope".into(),
@@ -319,11 +336,116 @@ fn create_request(token: &TokenRecord) -> String {
     if let Some(seconds) = token.access_token_validity_seconds {
         body.insert("accessTokenValiditySeconds".into(), seconds.into());
     }
-    if let Some(expiry) = token.expiration_date {
-        body.insert("expirationDate".into(), instant(expiry).into());
+    match token.expiration_date {
+        Some(expiry) if expiry > now => {
+            body.insert("expirationDate".into(), instant(expiry).into());
+        }
+        Some(expiry) => {
+            let lifetime = expiry - token.created;
+            if lifetime > TimeDelta::zero() {
+                let renewed = now + lifetime;
+                let renewed = DateTime::from_timestamp(renewed.timestamp(), 0).unwrap_or(renewed);
+                body.insert("expirationDate".into(), instant(renewed).into());
+                note = Some(format!(
+                    "The deleted token's expirationDate {} has passed, and the API accepts only \
+                     one in the future: the body gives the new token the same lifetime, {} days \
+                     from now. Change it if the new token should live longer or shorter.",
+                    instant(expiry),
+                    lifetime.num_days()
+                ));
+            } else {
+                note = Some(format!(
+                    "The deleted token's expirationDate {} has passed, and the API accepts only \
+                     one in the future: add an expirationDate to the body, or \
+                     \"userAwareTokenNeverExpires\": true for a token that never expires.",
+                    instant(expiry)
+                ));
+            }
+        }
+        None => {}
     }
     if let Some(never) = token.user_aware_token_never_expires {
         body.insert("userAwareTokenNeverExpires".into(), never.into());
     }
-    serde_json::Value::Object(body).to_string()
+    CreateRequest {
+        body: serde_json::Value::Object(body).to_string(),
+        note,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::OwnerRecord;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn token(expiration_date: Option<&str>) -> TokenRecord {
+        TokenRecord {
+            id: "t1".to_owned(),
+            name: "ci".to_owned(),
+            owner: OwnerRecord {
+                id: Some("o1".to_owned()),
+                name: Some("Owner".to_owned()),
+            },
+            scope: Some(vec!["sp:scopes:all".to_owned()]),
+            created: at("2026-01-01T00:00:00Z"),
+            last_used: None,
+            expiration_date: expiration_date.map(at),
+            access_token_validity_seconds: Some(900),
+            user_aware_token_never_expires: Some(false),
+            managed: false,
+        }
+    }
+
+    fn body(request: &CreateRequest) -> serde_json::Value {
+        serde_json::from_str(&request.body).unwrap()
+    }
+
+    #[test]
+    fn future_expiration_is_kept() {
+        let request = create_request(
+            &token(Some("2027-01-01T00:00:00Z")),
+            at("2026-12-05T10:00:00Z"),
+        );
+        assert_eq!(body(&request)["expirationDate"], "2027-01-01T00:00:00Z");
+        assert_eq!(body(&request)["accessTokenValiditySeconds"], 900);
+        assert_eq!(request.note, None);
+    }
+
+    #[test]
+    fn passed_expiration_keeps_lifetime() {
+        let request = create_request(
+            &token(Some("2026-07-01T00:00:00Z")),
+            at("2026-12-05T10:00:00.5Z"),
+        );
+        // 181 days from January 1 to July 1, counted from now, to the second.
+        assert_eq!(body(&request)["expirationDate"], "2027-06-04T10:00:00Z");
+        let note = request.note.unwrap();
+        assert!(note.contains("2026-07-01T00:00:00Z has passed"), "{note}");
+        assert!(note.contains("181 days from now"), "{note}");
+    }
+
+    #[test]
+    fn expiration_before_creation_is_left_out() {
+        let request = create_request(
+            &token(Some("2025-12-01T00:00:00Z")),
+            at("2026-12-05T10:00:00Z"),
+        );
+        assert!(body(&request).get("expirationDate").is_none());
+        let note = request.note.unwrap();
+        assert!(note.contains("add an expirationDate"), "{note}");
+    }
+
+    #[test]
+    fn never_expiring_token_has_no_note() {
+        let mut never = token(None);
+        never.user_aware_token_never_expires = Some(true);
+        let request = create_request(&never, at("2026-12-05T10:00:00Z"));
+        assert!(body(&request).get("expirationDate").is_none());
+        assert_eq!(body(&request)["userAwareTokenNeverExpires"], true);
+        assert_eq!(request.note, None);
+    }
 }
