@@ -3,7 +3,7 @@ use std::path::Path;
 use chrono::TimeZone;
 
 use super::*;
-use crate::audit::TokenResult;
+use crate::audit::Decision;
 use crate::isc::{IscError, Token};
 use crate::policy::Action;
 use crate::safety::{Breaker, Outcome};
@@ -51,10 +51,9 @@ fn token(id: &str, name: &str, last_used: Option<&str>) -> Token {
     .unwrap()
 }
 
-fn result(token: Token, verdict: Action, outcome: Outcome) -> TokenResult {
-    TokenResult {
+fn result(token: Token, verdict: Action, outcome: Outcome) -> (Token, Decision) {
+    let decision = Decision {
         grace_until: (outcome == Outcome::Grace).then(|| instant("2026-12-08T00:00:00Z")),
-        token,
         verdict,
         outcome,
         rules: Vec::new(),
@@ -62,15 +61,16 @@ fn result(token: Token, verdict: Action, outcome: Outcome) -> TokenResult {
         exemption: None,
         first_flagged: None,
         error: None,
-    }
+    };
+    (token, decision)
 }
 
-fn run(tokens: Vec<TokenResult>) -> Run {
+fn run(tokens: Vec<(Token, Decision)>) -> Run {
     Run::example(tokens)
 }
 
 /// Three flagged tokens and one kept.
-fn four_tokens() -> Vec<TokenResult> {
+fn four_tokens() -> Vec<(Token, Decision)> {
     vec![
         result(
             token("t-keep", "nightly-sync", Some("2026-11-30T00:00:00.000Z")),
@@ -225,9 +225,9 @@ fn gone_token_loses_series_next_run() {
     metrics.record_run("acme", &Ok(run(four_tokens())), ended(), Duration::ZERO);
     assert!(metrics.render().contains("t-deleted"));
 
-    let remaining: Vec<TokenResult> = four_tokens()
+    let remaining: Vec<(Token, Decision)> = four_tokens()
         .into_iter()
-        .filter(|result| result.token.id != "t-deleted")
+        .filter(|(token, _)| token.id != "t-deleted")
         .collect();
     metrics.record_run("acme", &Ok(run(remaining)), ended(), Duration::ZERO);
     let text = metrics.render();

@@ -14,7 +14,7 @@ use super::{instant, reason};
 pub fn render_explanation(
     config: &Config,
     run: &Run,
-    result: &TokenResult,
+    result: TokenResult<'_>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let token = &result.token;

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::audit::{Run, TokenResult};
+use crate::audit::{Decision, Run, TokenResult};
 use crate::isc::Token;
 use crate::policy::Action;
 use crate::safety::{Breaker, Outcome, Protection};
@@ -140,35 +140,36 @@ struct OwnerView<'a> {
 }
 
 impl<'a> TokenView<'a> {
-    fn new(run: &'a Run, result: &'a TokenResult) -> Self {
-        let token: &Token = &result.token;
+    fn new(run: &'a Run, result: TokenResult<'a>) -> Self {
+        let token: &'a Token = result.token;
+        let decision: &'a Decision = result.decision;
         TokenView {
             access_token_validity_seconds: token.access_token_validity_seconds(),
             created: Instant(token.created),
-            error: result.error.as_deref(),
-            exemption: result.exemption.as_ref().map(|exemption| ExemptionView {
+            error: decision.error.as_deref(),
+            exemption: decision.exemption.as_ref().map(|exemption| ExemptionView {
                 expired: exemption.expired,
                 reason: &exemption.reason,
                 selector: &exemption.selector,
                 until: exemption.until.map(Instant),
             }),
             expiration_date: token.expiration_date.map(Instant),
-            first_flagged: result.first_flagged.map(Instant),
-            grace_until: result.grace_until.map(Instant),
+            first_flagged: decision.first_flagged.map(Instant),
+            grace_until: decision.grace_until.map(Instant),
             id: &token.id,
             last_used: token.last_used.map(Instant),
             managed: token.managed,
             name: &token.name,
-            outcome: result.outcome,
+            outcome: decision.outcome,
             owner: OwnerView {
                 id: token.owner.id.as_deref(),
                 name: token.owner.name.as_deref(),
             },
-            protections: &result.protections,
+            protections: &decision.protections,
             reason: Reason { run, result },
-            rules: &result.rules,
+            rules: &decision.rules,
             scope: token.scope.as_deref(),
-            verdict: result.verdict,
+            verdict: decision.verdict,
         }
     }
 }
@@ -351,7 +352,7 @@ mod tests {
     }
 
     /// Returns a run whose members before `tokens` need escaping and a fraction.
-    fn run(tokens: Vec<TokenResult>) -> Run {
+    fn run(tokens: Vec<(Token, Decision)>) -> Run {
         let example = Run::example(tokens);
         Run {
             tenant: "acme \"prod\"".to_owned(),
@@ -402,9 +403,9 @@ mod tests {
             first_flagged in proptest::option::of(when()),
             grace_until in proptest::option::of(when()),
             error in proptest::option::of(text()),
-        ) -> TokenResult {
-            TokenResult {
-                token: Token {
+        ) -> (Token, Decision) {
+            (
+                Token {
                     id,
                     name,
                     scope,
@@ -416,17 +417,19 @@ mod tests {
                     expiration_date,
                     user_aware_token_never_expires: None,
                 },
-                verdict,
-                outcome,
-                rules,
-                protections,
-                exemption: exemption.map(|(selector, reason, until, expired)| {
-                    Box::new(ExemptionNote { selector, reason, until, expired })
-                }),
-                first_flagged,
-                grace_until,
-                error,
-            }
+                Decision {
+                    verdict,
+                    outcome,
+                    rules,
+                    protections,
+                    exemption: exemption.map(|(selector, reason, until, expired)| {
+                        Box::new(ExemptionNote { selector, reason, until, expired })
+                    }),
+                    first_flagged,
+                    grace_until,
+                    error,
+                },
+            )
         }
     }
 

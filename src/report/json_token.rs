@@ -15,7 +15,12 @@ use super::reason::Reason;
 
 /// Appends the entry of `result` to `out` as one line of JSON, without a line break.
 /// `scratch` is working space kept between calls.
-pub(super) fn push_token(run: &Run, result: &TokenResult, out: &mut String, scratch: &mut String) {
+pub(super) fn push_token(
+    run: &Run,
+    result: TokenResult<'_>,
+    out: &mut String,
+    scratch: &mut String,
+) {
     let token = &result.token;
     out.push_str("{\"access_token_validity_seconds\":");
     push_number(out, token.access_token_validity_seconds());

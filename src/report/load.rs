@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 
-use crate::audit::{Cutoff, ExemptionNote, ListingSummary, Recovered, Run, TokenResult};
+use crate::audit::{Cutoff, Decision, ExemptionNote, ListingSummary, Recovered, Run, TokenResults};
 use crate::isc::{Owner, RequestStats, Token};
 use crate::policy::Action;
 use crate::safety::{Breaker, Outcome, Protection};
@@ -145,7 +145,7 @@ pub fn run_from_json(bytes: &[u8]) -> Result<Run, LoadError> {
         .tokens
         .into_iter()
         .map(token_result)
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<TokenResults, _>>()?;
 
     Ok(Run {
         run_id: stored.run_id,
@@ -214,7 +214,7 @@ fn breaker(stored: StoredBreaker) -> Result<Breaker, LoadError> {
     })
 }
 
-fn token_result(stored: StoredToken) -> Result<TokenResult, LoadError> {
+fn token_result(stored: StoredToken) -> Result<(Token, Decision), LoadError> {
     let verdict = Action::parse(&stored.verdict).ok_or_else(|| LoadError::Unknown {
         field: "verdict",
         value: stored.verdict.clone(),
@@ -240,22 +240,22 @@ fn token_result(stored: StoredToken) -> Result<TokenResult, LoadError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    Ok(TokenResult {
-        token: Token {
-            id: stored.id,
-            name: stored.name,
-            scope: stored.scope,
-            owner: Owner {
-                id: stored.owner.id,
-                name: stored.owner.name,
-            },
-            created: stored.created,
-            last_used: stored.last_used,
-            managed: stored.managed,
-            access_token_validity_seconds: Some(stored.access_token_validity_seconds),
-            expiration_date: stored.expiration_date,
-            user_aware_token_never_expires: None,
+    let token = Token {
+        id: stored.id,
+        name: stored.name,
+        scope: stored.scope,
+        owner: Owner {
+            id: stored.owner.id,
+            name: stored.owner.name,
         },
+        created: stored.created,
+        last_used: stored.last_used,
+        managed: stored.managed,
+        access_token_validity_seconds: Some(stored.access_token_validity_seconds),
+        expiration_date: stored.expiration_date,
+        user_aware_token_never_expires: None,
+    };
+    let decision = Decision {
         verdict,
         outcome,
         rules: stored.rules,
@@ -271,7 +271,8 @@ fn token_result(stored: StoredToken) -> Result<TokenResult, LoadError> {
         first_flagged: stored.first_flagged,
         grace_until: stored.grace_until,
         error: stored.error,
-    })
+    };
+    Ok((token, decision))
 }
 
 fn recovered(stored: StoredRecovered) -> Recovered {

@@ -42,7 +42,7 @@ pub fn render_markdown(
 ) -> io::Result<()> {
     header(run, out)?;
 
-    let flagged: Vec<&TokenResult> = run
+    let flagged: Vec<TokenResult<'_>> = run
         .tokens
         .iter()
         .filter(|result| result.verdict != Action::Keep)
@@ -156,9 +156,9 @@ fn header(run: &Run, out: &mut dyn Write) -> io::Result<()> {
 
 /// Groups tokens by owner (by id, then name), owners sorted by name, and sorts each group
 /// by urgency.
-fn by_owner(flagged: Vec<&TokenResult>) -> Vec<(String, Vec<&TokenResult>)> {
+fn by_owner(flagged: Vec<TokenResult<'_>>) -> Vec<(String, Vec<TokenResult<'_>>)> {
     type Key<'a> = (Cow<'a, str>, &'a str, &'a str);
-    let mut groups: BTreeMap<Key<'_>, Vec<&TokenResult>> = BTreeMap::new();
+    let mut groups: BTreeMap<Key<'_>, Vec<TokenResult<'_>>> = BTreeMap::new();
     for result in flagged {
         let owner = &result.token.owner;
         let name = owner.name.as_deref().unwrap_or_default();
@@ -207,7 +207,12 @@ fn urgency(outcome: Outcome) -> u8 {
     }
 }
 
-fn token_section(run: &Run, result: &TokenResult, schedule: Option<&Schedule>, out: &mut String) {
+fn token_section(
+    run: &Run,
+    result: TokenResult<'_>,
+    schedule: Option<&Schedule>,
+    out: &mut String,
+) {
     let token = &result.token;
     out.push_str("### ");
     push_code(out, &token.name);
@@ -259,7 +264,7 @@ fn token_section(run: &Run, result: &TokenResult, schedule: Option<&Schedule>, o
 }
 
 /// Describes the outcome of a token, starting with the outcome's name.
-fn outcome_text(run: &Run, result: &TokenResult) -> Cow<'static, str> {
+fn outcome_text(run: &Run, result: TokenResult<'_>) -> Cow<'static, str> {
     let mut text: Cow<'static, str> = match result.outcome {
         Outcome::None => "none: kept".into(),
         Outcome::Reported => "reported for review".into(),
@@ -312,7 +317,7 @@ fn outcome_text(run: &Run, result: &TokenResult) -> Cow<'static, str> {
 
 fn deletion_text(
     run: &Run,
-    result: &TokenResult,
+    result: TokenResult<'_>,
     schedule: Option<&Schedule>,
 ) -> Cow<'static, str> {
     let enabled = if run.dry_run {
@@ -363,14 +368,14 @@ fn first_run_from(schedule: &Schedule, instant: DateTime<Utc>) -> Option<String>
 
 /// Returns whether a token gets an exemption block: it is flagged, not deleted, and not
 /// already kept by an active exemption or a protection.
-fn suggests_exemption(result: &TokenResult) -> bool {
+fn suggests_exemption(result: TokenResult<'_>) -> bool {
     !matches!(
         result.outcome,
         Outcome::None | Outcome::Exempt | Outcome::Protected | Outcome::Deleted | Outcome::Gone
     )
 }
 
-fn exemption_block(run: &Run, result: &TokenResult, out: &mut String) {
+fn exemption_block(run: &Run, result: TokenResult<'_>, out: &mut String) {
     let token = &result.token;
     let until = (run.as_of + TimeDelta::days(EXEMPTION_DAYS)).date_naive();
     let owner = token

@@ -9,7 +9,7 @@ use crate::safety::Outcome;
 use super::{Instant, days_between};
 
 /// Explains a token's verdict and outcome in one line, for people.
-pub fn reason(run: &Run, result: &TokenResult) -> String {
+pub fn reason(run: &Run, result: TokenResult<'_>) -> String {
     Reason { run, result }.to_string()
 }
 
@@ -18,7 +18,7 @@ pub fn reason(run: &Run, result: &TokenResult) -> String {
 #[derive(Clone, Copy)]
 pub struct Reason<'a> {
     pub run: &'a Run,
-    pub result: &'a TokenResult,
+    pub result: TokenResult<'a>,
 }
 
 impl Display for Reason<'_> {
