@@ -314,14 +314,14 @@ fn describe(record: &Record, with_token: bool) -> String {
 struct CreateRequest {
     /// The JSON body.
     body: String,
-    /// Why the body differs from the deleted token, when it does.
+    /// The reason the body differs from the deleted token, when it does.
     note: Option<String>,
 }
 
 /// Builds the body of a create request for a token like `token`: name, scopes, and the
 /// lifetime settings when they were recorded. The API accepts only an `expirationDate` in
 /// the future, so a recorded one that has passed by `now` is replaced by `now` plus the
-/// deleted token's lifetime, and the note says so.
+/// deleted token's lifetime, and the note explains the change.
 fn create_request(token: &TokenRecord, now: DateTime<Utc>) -> CreateRequest {
     let mut body = serde_json::Map::new();
     let mut note = None;
