@@ -19,6 +19,7 @@ use clap::ValueEnum;
 use super::exit;
 use super::report::select_tenants;
 use crate::config::DEFAULT_CONFIG_PATH;
+use crate::config::duration::format_duration;
 use crate::report::instant;
 use crate::state::{DeleteStatus, EventKind, LogEntry, Record, TokenRecord, read_log};
 
@@ -348,10 +349,10 @@ fn create_request(token: &TokenRecord, now: DateTime<Utc>) -> CreateRequest {
                 body.insert("expirationDate".into(), instant(renewed).into());
                 note = Some(format!(
                     "The deleted token's expirationDate {} has passed, and the API accepts only \
-                     one in the future: the body gives the new token the same lifetime, {} days \
-                     from now. Change it if the new token should live longer or shorter.",
+                     one in the future: the body gives the new token the same lifetime, {}, \
+                     counted from now. Change it if the new token should live longer or shorter.",
                     instant(expiry),
-                    lifetime.num_days()
+                    format_duration(lifetime)
                 ));
             } else {
                 note = Some(format!(
@@ -425,7 +426,20 @@ mod tests {
         assert_eq!(body(&request)["expirationDate"], "2027-06-04T10:00:00Z");
         let note = request.note.unwrap();
         assert!(note.contains("2026-07-01T00:00:00Z has passed"), "{note}");
-        assert!(note.contains("181 days from now"), "{note}");
+        assert!(
+            note.contains("same lifetime, 181d, counted from now"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn lifetime_under_a_day_is_named_in_hours() {
+        let mut short = token(Some("2026-11-02T00:00:00Z"));
+        short.created = at("2026-11-01T12:00:00Z");
+        let request = create_request(&short, at("2026-12-05T10:00:00Z"));
+        assert_eq!(body(&request)["expirationDate"], "2026-12-05T22:00:00Z");
+        let note = request.note.unwrap();
+        assert!(note.contains("same lifetime, 12h, counted"), "{note}");
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Show what happened to a token, or in a tenant, over time, from the audit log.
     History(history::HistoryArgs),
-    /// Show the last run of each tenant from the state directory; makes no network call.
+    /// Show each tenant's last run, or a kept run, from the state directory; makes no network
+    /// call.
     Report(report::ReportArgs),
     /// Run the daemon: audit on the schedule, serve /metrics, reload on SIGHUP.
     Run(run::RunArgs),

@@ -175,9 +175,9 @@ fn load_kept_run(selection: &Selection, run_id: &str) -> Result<Run, u8> {
             Ok(Some(bytes)) => bytes,
             Ok(None) => {
                 if let Ok(runs) = kept_runs(&dir)
-                    && let Some(newest) = runs.last()
+                    && !runs.is_empty()
                 {
-                    kept.push(format!("{tenant}: {} runs, newest {newest}", runs.len()));
+                    kept.push(format!("{tenant}: {}", newest_runs(&runs)));
                 }
                 continue;
             }
@@ -200,12 +200,28 @@ fn load_kept_run(selection: &Selection, run_id: &str) -> Result<Run, u8> {
         kept.join("; ")
     };
     tracing::error!(
-        "no selected tenant keeps a report of run {run_id:?} in {}; kept runs: {kept}. \
+        "report of run {run_id:?} not found in {}; kept runs, newest first: {kept}. \
          A run's id is in its JSON report and in its `run finished` log line, and only the \
          newest {KEPT_RUNS} runs of a tenant are kept",
         selection.config.state_dir.display()
     );
     Err(exit::NOT_FOUND)
+}
+
+/// Lists the ids of the newest kept runs, newest first, from `runs`, oldest first.
+fn newest_runs(runs: &[String]) -> String {
+    const LISTED: usize = 10;
+    let mut text = runs
+        .iter()
+        .rev()
+        .take(LISTED)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if runs.len() > LISTED {
+        text.push_str(&format!(" and {} older", runs.len() - LISTED));
+    }
+    text
 }
 
 fn render(

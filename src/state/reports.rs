@@ -98,9 +98,9 @@ pub fn read_last_report(tenant_dir: &Path) -> Result<Option<Vec<u8>>, StateError
 
 /// Reads the report of run `run_id` of a tenant, or returns `None` when the tenant keeps no
 /// report of that run. A run id with other characters than ASCII letters, digits and `-`
-/// names no run.
+/// names no run, and neither does `last`, the stem of [`LAST_REPORT`].
 pub fn read_run_report(tenant_dir: &Path, run_id: &str) -> Result<Option<Vec<u8>>, StateError> {
-    if !is_run_id(run_id) {
+    if !is_run_id(run_id) || Some(run_id) == LAST_REPORT.strip_suffix(".json") {
         return Ok(None);
     }
     read_report(&reports_dir(tenant_dir).join(format!("{run_id}.json")))
@@ -284,6 +284,7 @@ mod tests {
             None
         );
         assert_eq!(read_run_report(dir.path(), "../last").unwrap(), None);
+        assert_eq!(read_run_report(dir.path(), "last").unwrap(), None);
         assert_eq!(
             kept_runs(dir.path()).unwrap(),
             ["20261201T000000Z-0a", "20261202T000000Z-0b"]
