@@ -208,7 +208,7 @@ fn load_kept_run(selection: &Selection, run_id: &str) -> Result<Run, u8> {
     Err(exit::NOT_FOUND)
 }
 
-/// Lists the ids of the newest kept runs, newest first, from `runs`, oldest first.
+/// Formats the ids of the newest kept runs, newest first. `runs` lists them oldest first.
 fn newest_runs(runs: &[String]) -> String {
     const LISTED: usize = 10;
     let mut text = runs

@@ -1,10 +1,10 @@
 //! The report files of recent runs: `<tenant>/reports/<run id>.json`, and `last.json`, the
 //! newest report under a second name.
 //!
-//! Only the JSON report is stored. Every other rendering (table, CSV, the Markdown review
-//! pack) is made from it on demand by `patrol report`, so a tenant of 100,000 tokens stores
-//! about 60 MB per run instead of 100 MB, and its runs spend no CPU on a review pack that
-//! may never be opened. Each file is written atomically, so a reader sees a whole report or the
+//! Only the JSON report is stored. `patrol report` makes every other rendering (table, CSV,
+//! the Markdown review pack) from it on demand. A tenant of 100,000 tokens thus stores about
+//! 60 MB per run instead of 100 MB, and its runs spend no CPU on a review pack that may
+//! never be opened. Each file is written atomically, so a reader sees a whole report or the
 //! one before. Reports are rendered straight into their files, not held in memory.
 //! `last.json` is a hard link to the newest run's file (a copy where the file system has no
 //! hard links), made after the run's own file, so it never names a run whose file is
