@@ -242,8 +242,8 @@ async fn report_renders_last_run_without_tenant() {
         .to_owned();
     // Two runs within one second may list in either order.
     let listed = [
-        format!("acme: {second_id}, {first_id}"),
-        format!("acme: {first_id}, {second_id}"),
+        format!("Kept runs of acme, newest first: {second_id}, {first_id}."),
+        format!("Kept runs of acme, newest first: {first_id}, {second_id}."),
     ];
     assert!(listed.iter().any(|ids| logged.contains(ids)), "{logged}");
     assert!(logged.contains("not found"), "{logged}");

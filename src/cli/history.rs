@@ -349,7 +349,7 @@ fn create_request(token: &TokenRecord, now: DateTime<Utc>) -> CreateRequest {
                 body.insert("expirationDate".into(), instant(renewed).into());
                 note = Some(format!(
                     "The deleted token's expirationDate {} has passed, and the API accepts only \
-                     one in the future: the body gives the new token the same lifetime, {}, \
+                     one in the future. The body gives the new token the same lifetime, {}, \
                      counted from now. Change it if the new token should live longer or shorter.",
                     instant(expiry),
                     format_duration(lifetime)
@@ -357,7 +357,7 @@ fn create_request(token: &TokenRecord, now: DateTime<Utc>) -> CreateRequest {
             } else {
                 note = Some(format!(
                     "The deleted token's expirationDate {} has passed, and the API accepts only \
-                     one in the future: add an expirationDate to the body, or \
+                     one in the future. Add an expirationDate to the body, or \
                      \"userAwareTokenNeverExpires\": true for a token that never expires.",
                     instant(expiry)
                 ));
@@ -450,7 +450,7 @@ mod tests {
         );
         assert!(body(&request).get("expirationDate").is_none());
         let note = request.note.unwrap();
-        assert!(note.contains("add an expirationDate"), "{note}");
+        assert!(note.contains("Add an expirationDate"), "{note}");
     }
 
     #[test]

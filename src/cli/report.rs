@@ -177,7 +177,10 @@ fn load_kept_run(selection: &Selection, run_id: &str) -> Result<Run, u8> {
                 if let Ok(runs) = kept_runs(&dir)
                     && !runs.is_empty()
                 {
-                    kept.push(format!("{tenant}: {}", newest_runs(&runs)));
+                    kept.push(format!(
+                        "Kept runs of {tenant}, newest first: {}.",
+                        newest_runs(&runs)
+                    ));
                 }
                 continue;
             }
@@ -195,14 +198,14 @@ fn load_kept_run(selection: &Selection, run_id: &str) -> Result<Run, u8> {
         });
     }
     let kept = if kept.is_empty() {
-        "none".to_owned()
+        "No tenant keeps a run yet.".to_owned()
     } else {
-        kept.join("; ")
+        kept.join(" ")
     };
     tracing::error!(
-        "report of run {run_id:?} not found in {}; kept runs, newest first: {kept}. \
-         A run's id is in its JSON report and in its `run finished` log line, and only the \
-         newest {KEPT_RUNS} runs of a tenant are kept",
+        "report of run {run_id:?} not found in {}. Pass one of the kept ids to --run, or \
+         leave out --run for the last run. {kept} Only the newest {KEPT_RUNS} runs of a tenant \
+         are kept, and a run's id is in its JSON report and in its `run finished` log line.",
         selection.config.state_dir.display()
     );
     Err(exit::NOT_FOUND)
