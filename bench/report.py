@@ -146,10 +146,10 @@ def render(results, plots):
         "(`patrol sim`) on 127.0.0.1, measured side by side in one run. The command in "
         "[Reproducing](#reproducing) wrote every table below from the numbers of that run, "
         "except the figures measured by hand, which say so where they appear. These are the "
-        "CPU split by step, the split of the open targets in the paragraphs after the targets "
-        "table, the "
-        "daemon's memory with glibc's allocator and how its idle memory splits, the peaks by "
-        "path length, and the figures in [Changes](#changes-the-measurements-led-to). "
+        "CPU split by step and the split of the open targets in the paragraphs after the "
+        "targets table. They are also the daemon's memory with glibc's allocator, how its idle "
+        "memory splits, the peaks by path length, and the figures in "
+        "[Changes](#changes-the-measurements-led-to). "
         f"Each cell is the median of {reps} {'repetition' if reps == 1 else 'repetitions'} with the range in brackets, unless "
         "the table says it holds totals or pooled values.",
         "",
@@ -273,9 +273,9 @@ def targets_section(results):
                 "the time by step: the listings take over 40% of it.",
                 "",
                 f"serde_json by itself needs about {fmt(parse_s)} s to parse the listings, without "
-                "any of patrol's own code (`cargo bench --bench listing_parse`: 96 ms for the "
+                "any of patrol's own code. `cargo bench --bench listing_parse` gives 96 ms for the "
                 "full listing of 100,000 tokens and 48 ms for 100,000 summaries, of which this "
-                f"tenant's filtered listings return 88,500). The kernel needs about {fmt(receive_s, 3)} s "
+                f"tenant's filtered listings return 88,500. The kernel needs about {fmt(receive_s, 3)} s "
                 f"more to receive them. That leaves about {fmt(SCALE_TARGET_CPU_S - parse_s - receive_s)} s "
                 f"of the {SCALE_TARGET_CPU_S} s for everything else, which takes about "
                 f"{fmt(cpu - parse_s - receive_s, 1)} s in this run: judging, the audit records, the "
@@ -476,9 +476,9 @@ def scale_section(results, plot):
         "28% of the samples are in the kernel: besides receiving the listings, writing the "
         "files (7%) and faulting in fresh memory (10%). Inside each step the time spreads over "
         "serde_json, the allocator, SHA-256 and the kernel's copies. `cargo bench --bench "
-        "listing_parse` times serde_json on a listing of 100,000 tokens built in memory: "
-        "20 ms to read every element and drop it, 48 ms to keep each one's id and `lastUsed`, "
-        "and 96 ms to keep every field, the median of 7 parses each.",
+        "listing_parse` times serde_json on a listing of 100,000 tokens built in memory. It "
+        "takes 20 ms to read every element and drop it, 48 ms to keep each one's id and "
+        "`lastUsed`, and 96 ms to keep every field (the median of 7 parses each).",
         "",
     ]
     if plot:
@@ -701,9 +701,9 @@ def changes_section():
         "record of the newest audit log file, 35,000 records after a first run of 100,000 "
         "tokens. It now parses from the end and stops at the last run that closed all its "
         "deletes, usually the file's last line: later runs went from 0.42 s down to 0.37 s. "
-        "Three smaller changes: a listing's vector is reserved from the body's length instead "
-        "of doubling, `patrol audit` exits without freeing its last run token by token, and a "
-        "run keeps its decisions beside the listing's tokens instead of copying every token "
+        "Three smaller changes followed. A listing's vector is reserved from the body's length "
+        "instead of doubling. `patrol audit` exits without freeing its last run token by token. "
+        "A run keeps its decisions beside the listing's tokens instead of copying every token "
         "into a second vector (28 MB for 100,000 tokens). With them, first runs went from "
         "0.42 s to about 0.40 s, within the noise, and their peak from 93 to 98 MiB to 90 to "
         "97 MiB. Each figure is the median of 7 to 9 dry runs measured with `/usr/bin/time`.",

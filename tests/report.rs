@@ -40,16 +40,21 @@ fn contract(workspace: &Workspace) -> Contract {
 }
 
 async fn audit_json(policy: &Path) -> Value {
-    let output = patrol(&[
+    let output = audit(policy, "json").await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    json_report(&output)
+}
+
+/// Runs `patrol audit` with the report on stdout in `format`.
+async fn audit(policy: &Path, format: &str) -> std::process::Output {
+    patrol(&[
         "audit",
         "--config",
         policy.to_str().unwrap(),
         "--format",
-        "json",
+        format,
     ])
-    .await;
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    json_report(&output)
+    .await
 }
 
 async fn report(policy: &Path, extra: &[&str]) -> std::process::Output {
@@ -87,15 +92,8 @@ fn exemption_block(markdown: &str, id: &str) -> String {
 async fn markdown_review_pack_matches_snapshot() {
     let workspace = Workspace::new();
     let Contract { sim: _sim, policy } = contract(&workspace);
-    let audit = patrol(&[
-        "audit",
-        "--config",
-        policy.to_str().unwrap(),
-        "--format",
-        "markdown",
-    ])
-    .await;
-    assert_eq!(audit.status.code(), Some(0), "{}", describe(&audit));
+    let printed = audit(&policy, "markdown").await;
+    assert_eq!(printed.status.code(), Some(0), "{}", describe(&printed));
 
     let output = report(&policy, &["--format", "markdown"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
@@ -103,7 +101,7 @@ async fn markdown_review_pack_matches_snapshot() {
     insta::assert_snapshot!("review_pack", redact(&markdown));
 
     // Rendered from the stored JSON report, the pack is the one the run printed.
-    assert_eq!(markdown, String::from_utf8(audit.stdout).unwrap());
+    assert_eq!(markdown, String::from_utf8(printed.stdout).unwrap());
 
     // The run stores its JSON report only; the pack is rendered on demand.
     let names: Vec<String> = std::fs::read_dir(workspace.state_dir().join("acme/reports"))
@@ -187,14 +185,7 @@ async fn report_renders_last_run_without_tenant() {
     let none = report(&policy, &[]).await;
     assert_eq!(none.status.code(), Some(66), "{}", describe(&none));
 
-    let audit_stdout = patrol(&[
-        "audit",
-        "--config",
-        policy.to_str().unwrap(),
-        "--format",
-        "json",
-    ])
-    .await;
+    let audit_stdout = audit(&policy, "json").await;
     assert_eq!(audit_stdout.status.code(), Some(0));
     let table = patrol(&["audit", "--config", policy.to_str().unwrap()]).await;
     drop(sim);
@@ -340,14 +331,7 @@ async fn json_report_prints_without_report_files() {
     // A file where the reports directory belongs makes writing the reports fail.
     std::fs::write(tenant_dir.join("reports"), b"not a directory").unwrap();
 
-    let output = patrol(&[
-        "audit",
-        "--config",
-        policy.to_str().unwrap(),
-        "--format",
-        "json",
-    ])
-    .await;
+    let output = audit(&policy, "json").await;
     // The report still reaches stdout, but `patrol report` would show an older run, so the
     // failed write shows in the exit code.
     assert_eq!(output.status.code(), Some(74), "{}", describe(&output));
@@ -359,7 +343,7 @@ async fn json_report_prints_without_report_files() {
     );
     assert!(!tokens.is_empty());
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("cannot write the run's report;"),
+        String::from_utf8_lossy(&output.stderr).contains("failed to write the run's report"),
         "{}",
         describe(&output)
     );

@@ -107,7 +107,8 @@ pub struct Decision {
     pub error: Option<String>,
 }
 
-/// One token of a run and the decision on it. The fields of the decision read through it.
+/// One token of a run and the decision on it. It dereferences to the decision, so
+/// `result.verdict` reads the decision's field.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenResult<'a> {
     pub token: &'a Token,
@@ -122,10 +123,9 @@ impl std::ops::Deref for TokenResult<'_> {
     }
 }
 
-/// The tokens of a run and the decision on each, in two vectors of the same length. The
-/// listing's vector of tokens is kept as it is, so a run of a large tenant does not copy
-/// every token into a vector of results, which took 28 MB more at its peak for 100,000
-/// tokens.
+/// The tokens of a run and the decision on each, in two vectors of the same length.
+/// Keeping the listing's vector as it is spares a large run a copy of every token, 28 MB
+/// for 100,000 tokens.
 #[derive(Debug, Clone, Default)]
 pub struct TokenResults {
     tokens: Vec<Token>,
@@ -167,10 +167,10 @@ impl TokenResults {
 
     /// Keeps only the tokens for which `keep` returns true, with their decisions.
     pub fn retain(&mut self, mut keep: impl FnMut(TokenResult<'_>) -> bool) {
-        let kept: Vec<bool> = self.iter().map(&mut keep).collect();
-        let mut flags = kept.iter();
+        let keep_flags: Vec<bool> = self.iter().map(&mut keep).collect();
+        let mut flags = keep_flags.iter();
         self.tokens.retain(|_| *flags.next().unwrap_or(&true));
-        let mut flags = kept.iter();
+        let mut flags = keep_flags.iter();
         self.decisions.retain(|_| *flags.next().unwrap_or(&true));
     }
 }

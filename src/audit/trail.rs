@@ -225,7 +225,7 @@ pub(super) fn write_report(state: &TenantState, run: &Run) -> Option<PathBuf> {
             Some(path)
         }
         Err(error) => {
-            tracing::error!(tenant = %run.tenant, %error, "cannot write the run's report; `patrol report` shows an older run");
+            tracing::error!(tenant = %run.tenant, %error, "failed to write the run's report, so `patrol report` shows an older run");
             None
         }
     }

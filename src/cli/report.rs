@@ -4,7 +4,7 @@
 //! The command reads `<state>/<tenant>/reports/last.json`, which every run except a
 //! forecast writes, or with `--run ID` the report that run `ID` kept, and renders it
 //! without calling the API, so it works when the tenant is down and never needs a secret.
-//! Runs store only their JSON report; the table, CSV and the Markdown review pack are
+//! Runs store only their JSON report, so the table, CSV and the Markdown review pack are
 //! rendered here. `--owner` keeps the tokens of one owner; the counts are then those of
 //! that owner's tokens.
 //!
@@ -168,7 +168,7 @@ fn load_last_run(config: &Config, tenant: &str) -> Result<Run, u8> {
 /// Loads the report of run `run_id` from the first selected tenant that keeps it. Run ids
 /// end in a random part, so at most one tenant has a given run.
 fn load_kept_run(selection: &Selection, run_id: &str) -> Result<Run, u8> {
-    let mut kept = Vec::new();
+    let mut kept_lists = Vec::new();
     for tenant in &selection.tenants {
         let dir = selection.config.state_dir.join(tenant);
         let bytes = match read_run_report(&dir, run_id) {
@@ -177,7 +177,7 @@ fn load_kept_run(selection: &Selection, run_id: &str) -> Result<Run, u8> {
                 if let Ok(runs) = kept_runs(&dir)
                     && !runs.is_empty()
                 {
-                    kept.push(format!(
+                    kept_lists.push(format!(
                         "Kept runs of {tenant}, newest first: {}.",
                         newest_runs(&runs)
                     ));
@@ -197,10 +197,10 @@ fn load_kept_run(selection: &Selection, run_id: &str) -> Result<Run, u8> {
             exit::DATA_ERROR
         });
     }
-    let kept = if kept.is_empty() {
+    let kept = if kept_lists.is_empty() {
         "No tenant keeps a run yet.".to_owned()
     } else {
-        kept.join(" ")
+        kept_lists.join(" ")
     };
     tracing::error!(
         "report of run {run_id:?} not found in {}. Pass one of the kept ids to --run, or \
