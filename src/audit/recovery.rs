@@ -8,10 +8,9 @@
 //! show the whole tenant; after an incomplete one, intents of unlisted tokens stay open for
 //! a later run. Each result names the run of its intent in `intent_run_id`.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 
+use super::ids::id_set;
 use super::listing::Listed;
 use crate::state::{AuditLog, DeleteStatus, EventKind, Record, StateError, TokenRecord};
 
@@ -32,11 +31,12 @@ pub struct Recovered {
 /// Decides the result of each open intent from the listing. Returns the intents it could
 /// decide and the ones that stay open.
 pub fn reconcile(open: Vec<Record>, listed: &Listed) -> (Vec<Recovered>, Vec<Record>) {
-    let listed_ids: HashSet<&str> = listed
-        .tokens
-        .iter()
-        .map(|token| token.id.as_str())
-        .collect();
+    // Most runs find no open intent, and the set of listed ids costs a hash per token.
+    if open.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let mut listed_ids = id_set(listed.tokens.len());
+    listed_ids.extend(listed.tokens.iter().map(|token| token.id.as_str()));
     let whole_tenant = listed.complete && listed.problem.is_none();
 
     let mut recovered = Vec::new();
