@@ -19,7 +19,7 @@ use crate::policy::Action;
 use crate::safety::{Assessment, Exemption, Outcome};
 use crate::state::reports::save_run_report;
 use crate::state::{
-    AuditLog, EventKind, ExemptionRecord, Record, RunCounts, SeenExemption, TenantState,
+    AuditLog, EventKind, ExemptionRecord, Record, RunCounts, SeenExemption, TenantState, TokenEvent,
 };
 
 /// The audit log of one run, or none in a forecast.
@@ -48,11 +48,6 @@ impl Trail {
         Record::new(event, &self.run_id, &self.tenant)
     }
 
-    /// Creates a record of `event` about `token` in this run.
-    pub(super) fn token_event(&self, event: EventKind, token: &Token, rules: &[String]) -> Record {
-        Record::for_token(event, &self.run_id, &self.tenant, token, rules.to_vec())
-    }
-
     /// Writes the records appended so far to the file, so that the state file, saved next,
     /// never marks a change as logged while its record is still in memory. A failure is
     /// logged, not returned.
@@ -70,6 +65,26 @@ impl Trail {
         if let Some(log) = &mut self.log
             && let Err(error) = log.append(record, false)
         {
+            tracing::error!(%error, tenant = %self.tenant, event = event.as_str(), "cannot append to the audit log");
+        }
+    }
+
+    /// Appends a record of `event` about `token`, which `rules` match, without syncing.
+    /// `details` sets the members that depend on the event. A failure is logged, not
+    /// returned.
+    pub(super) fn record_token_event(
+        &mut self,
+        event: EventKind,
+        token: &Token,
+        rules: &[String],
+        details: impl FnOnce(&mut TokenEvent<'_>),
+    ) {
+        let Some(log) = &mut self.log else {
+            return;
+        };
+        let mut record = TokenEvent::new(event, &self.run_id, &self.tenant, token, rules);
+        details(&mut record);
+        if let Err(error) = log.append_token_event(record) {
             tracing::error!(%error, tenant = %self.tenant, event = event.as_str(), "cannot append to the audit log");
         }
     }
@@ -159,36 +174,38 @@ pub(super) fn record_token_changes(
 ) {
     for &index in &flags.flagged {
         let assessment = &assessments[index];
-        let record = Record {
-            first_flagged: assessment.first_flagged,
-            grace_until: assessment
+        let (token, rules) = (&tokens[index], &rules[index]);
+        trail.record_token_event(EventKind::TokenFlagged, token, rules, |record| {
+            record.first_flagged = assessment.first_flagged;
+            record.grace_until = assessment
                 .first_flagged
-                .map(|first| first + config.safety.grace_period),
-            ..trail.token_event(EventKind::TokenFlagged, &tokens[index], &rules[index])
-        };
-        trail.record(record);
+                .map(|first| first + config.safety.grace_period);
+        });
     }
     for &index in &flags.cleared {
-        let record = Record {
-            outcome: Some(assessments[index].outcome.as_str().to_owned()),
-            ..trail.token_event(EventKind::FlagCleared, &tokens[index], &rules[index])
-        };
-        trail.record(record);
+        let outcome = assessments[index].outcome.as_str();
+        trail.record_token_event(
+            EventKind::FlagCleared,
+            &tokens[index],
+            &rules[index],
+            |record| {
+                record.outcome = Some(outcome);
+            },
+        );
     }
     for &(index, event) in exemption_changes {
         let Some((exemption, _)) = deciding_exemption(&assessments[index], &config.exemptions)
         else {
             continue;
         };
-        let record = Record {
-            exemption: Some(ExemptionRecord {
-                selector: exemption.selector(),
-                reason: exemption.reason.clone(),
-                until: exemption.until,
-            }),
-            ..trail.token_event(event, &tokens[index], &rules[index])
+        let exemption = ExemptionRecord {
+            selector: exemption.selector(),
+            reason: exemption.reason.clone(),
+            until: exemption.until,
         };
-        trail.record(record);
+        trail.record_token_event(event, &tokens[index], &rules[index], |record| {
+            record.exemption = Some(exemption);
+        });
     }
 }
 

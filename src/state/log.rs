@@ -29,6 +29,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::chain::{GENESIS, seal_in_place, sha256_hex, unseal};
+use super::token_event::TokenEvent;
 use super::{StateError, sync_dir};
 use crate::isc::Token;
 use crate::report::{serialize_instant, serialize_optional_instant};
@@ -442,14 +443,37 @@ impl AuditLog {
     /// stay pending, and the next successful write adds them. A failed write is cut
     /// back from the file, so no partial line stays.
     pub fn append(&mut self, mut record: Record, sync: bool) -> Result<(), StateError> {
-        record.prev = self.head.hash.clone();
+        let at = record.at;
+        self.append_with(at, sync, |line, prev| {
+            record.prev = prev.to_owned();
+            serde_json::to_writer(line, &record)
+        })
+    }
+
+    /// Appends a token event without syncing, as [`AuditLog::append`] appends the
+    /// [`Record`] with the same content.
+    pub fn append_token_event(&mut self, event: TokenEvent<'_>) -> Result<(), StateError> {
+        let at = event.at;
+        self.append_with(at, false, move |line, prev| {
+            serde_json::to_writer(line, &TokenEvent { prev, ..event })
+        })
+    }
+
+    /// Appends the record that `serialize` writes, given the hash of the record before it,
+    /// for the instant `at`.
+    fn append_with(
+        &mut self,
+        at: DateTime<Utc>,
+        sync: bool,
+        serialize: impl FnOnce(&mut Vec<u8>, &str) -> serde_json::Result<()>,
+    ) -> Result<(), StateError> {
         // One buffer serves every record: a large run appends tens of thousands.
         let mut line = std::mem::take(&mut self.scratch);
         line.clear();
-        serde_json::to_writer(&mut line, &record).expect("audit records serialize");
+        serialize(&mut line, &self.head.hash).expect("audit records serialize");
         let hash = seal_in_place(&mut line);
 
-        let day = record.at.date_naive();
+        let day = at.date_naive();
         let new_day = self.rotation.daily && self.head.day.is_some_and(|last| last != day);
         let length = self.size + self.pending.len() as u64;
         let too_large = length + line.len() as u64 + 1 > self.rotation.max_bytes;

@@ -20,12 +20,14 @@
 pub mod chain;
 pub mod log;
 pub mod reports;
+mod token_event;
 
 pub use chain::{BrokenRecord, ChainProblem, Verification, verify};
 pub use log::{
     AuditLog, DeleteStatus, EventKind, ExemptionRecord, LogEntry, OwnerRecord, Record, Rotation,
     RunCounts, TokenRecord, open_intents, read_log,
 };
+pub use token_event::{TokenEvent, TokenView};
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
