@@ -45,28 +45,25 @@ struct Pass {
     in_element: bool,
 }
 
-/// Parses the elements of one JSON array from consecutive chunks of its text, as `T`, and
-/// keeps each one as `convert` turns it into a `U`.
-pub(crate) struct ArrayParser<T, U> {
+/// Parses the elements of one JSON array from consecutive chunks of its text, as `T`.
+pub(crate) struct ArrayParser<T> {
     position: Position,
     /// Bytes received and not read yet: the start of an element cut off by a chunk's end.
     pending: Vec<u8>,
     /// Length `pending` has to reach before a cut-off element is read again. It doubles
     /// with each attempt, so an element that spans many small chunks costs linear time.
     retry_at: usize,
-    convert: fn(T) -> U,
-    items: Vec<U>,
+    items: Vec<T>,
     /// Offset in the body of the first pending byte, for error messages.
     offset: usize,
 }
 
-impl<T: DeserializeOwned, U> ArrayParser<T, U> {
-    pub fn new(convert: fn(T) -> U) -> Self {
+impl<T: DeserializeOwned> ArrayParser<T> {
+    pub fn new() -> Self {
         ArrayParser {
             position: Position::Start,
             pending: Vec::new(),
             retry_at: 0,
-            convert,
             items: Vec::new(),
             offset: 0,
         }
@@ -132,7 +129,7 @@ impl<T: DeserializeOwned, U> ArrayParser<T, U> {
     }
 
     /// Checks that the array was closed and returns its elements.
-    pub fn finish(mut self) -> Result<Vec<U>, String> {
+    pub fn finish(mut self) -> Result<Vec<T>, String> {
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
             self.read(&pending, true)?;
@@ -243,7 +240,7 @@ impl<T: DeserializeOwned, U> ArrayParser<T, U> {
             Some(Ok(_)) if !at_end && stream.byte_offset() == length => Ok(None),
             Some(Ok(item)) => {
                 let used = stream.byte_offset();
-                self.items.push((self.convert)(item));
+                self.items.push(item);
                 Ok(Some(used))
             }
             Some(Err(error)) if error.is_eof() && !at_end => Ok(None),
@@ -285,7 +282,7 @@ mod tests {
 
     /// Parses `text` fed in chunks of `size` bytes.
     fn parse_in_chunks(text: &str, size: usize) -> Result<Vec<Value>, String> {
-        let mut parser = ArrayParser::new(|value: Value| value);
+        let mut parser = ArrayParser::<Value>::new();
         for chunk in text.as_bytes().chunks(size) {
             parser.feed(chunk)?;
         }
@@ -319,7 +316,7 @@ mod tests {
         for text in [TRICKY, CUT] {
             let expected: Vec<Value> = serde_json::from_str(text).unwrap();
             for cut in 0..=text.len() {
-                let mut parser = ArrayParser::new(|value: Value| value);
+                let mut parser = ArrayParser::<Value>::new();
                 let (head, tail) = text.as_bytes().split_at(cut);
                 parser.feed(head).unwrap();
                 parser.feed(tail).unwrap();
@@ -331,7 +328,7 @@ mod tests {
     #[test]
     fn reserved_room_is_given_back() {
         let text = "[1,2,3]";
-        let mut parser = ArrayParser::new(|value: Value| value);
+        let mut parser = ArrayParser::<Value>::new();
         parser.reserve_for_body(1 << 20);
         assert!(parser.items.capacity() >= 4096);
         parser.feed(text.as_bytes()).unwrap();
@@ -343,7 +340,7 @@ mod tests {
     #[test]
     fn array_longer_than_reserved() {
         let text = format!("[{}]", vec!["1"; 100].join(","));
-        let mut parser = ArrayParser::new(|value: Value| value);
+        let mut parser = ArrayParser::<Value>::new();
         parser.reserve_for_body(text.len() as u64);
         parser.feed(text.as_bytes()).unwrap();
         assert_eq!(parser.finish().unwrap().len(), 100);
@@ -390,7 +387,7 @@ mod tests {
             let text = serde_json::to_string(&elements).unwrap();
             let mut cuts: Vec<usize> = cuts.into_iter().map(|cut| cut.min(text.len())).collect();
             cuts.sort_unstable();
-            let mut parser = ArrayParser::new(|value: Value| value);
+            let mut parser = ArrayParser::<Value>::new();
             let mut start = 0;
             for cut in cuts.into_iter().chain([text.len()]) {
                 parser.feed(&text.as_bytes()[start..cut]).unwrap();
@@ -412,13 +409,6 @@ mod tests {
     }
 
     #[test]
-    fn array_converts_each_element() {
-        let mut parser = ArrayParser::new(|value: Value| value["id"].as_u64());
-        parser.feed(br#"[{"id":1,"x":"y"},{"id":2}]"#).unwrap();
-        assert_eq!(parser.finish(), Ok(vec![Some(1), Some(2)]));
-    }
-
-    #[test]
     fn utf8_prefix_leaves_out_a_cut_character() {
         let text = "[\"é✓\"]".as_bytes();
         assert_eq!(utf8_prefix(text), Some("[\"é✓\"]"));
@@ -434,7 +424,7 @@ mod tests {
     fn invalid_utf8_matches_serde_json() {
         // serde_json checks the UTF-8 of the strings it parses, not of the ones it skips.
         let skipped = b"[{\"a\": \"\xff\"}, 1]";
-        let mut parser = ArrayParser::new(|value: serde::de::IgnoredAny| value);
+        let mut parser = ArrayParser::<serde::de::IgnoredAny>::new();
         for chunk in skipped.chunks(3) {
             parser.feed(chunk).unwrap();
         }
@@ -442,7 +432,7 @@ mod tests {
 
         let kept = b"[\"ok\", \"\xff\"]";
         for size in [1, 3, 100] {
-            let mut parser = ArrayParser::new(|value: String| value);
+            let mut parser = ArrayParser::<String>::new();
             let result = kept.chunks(size).try_for_each(|chunk| parser.feed(chunk));
             let error = result.and_then(|()| parser.finish().map(drop)).unwrap_err();
             assert!(error.starts_with("element 1:"), "{error}");

@@ -388,13 +388,10 @@ async fn send(
 
     if response.status().is_success() && mode != BodyMode::Bytes {
         let tokens = match mode {
-            BodyMode::Summaries => parse_list(
-                &mut response,
-                ArrayParser::new(|summary: TokenSummary| summary),
-            )
-            .await?
-            .map(ListBody::Summaries),
-            _ => parse_list(&mut response, ArrayParser::new(|token: Token| token))
+            BodyMode::Summaries => parse_list::<TokenSummary>(&mut response)
+                .await?
+                .map(ListBody::Summaries),
+            _ => parse_list::<Token>(&mut response)
                 .await?
                 .map(ListBody::Tokens),
         };
@@ -430,10 +427,10 @@ async fn send(
 /// Feeds the body to `parser` chunk by chunk. The outer error is a transport failure. The
 /// inner one is a body that is not a JSON array of tokens, and reading stops at the first
 /// invalid element.
-async fn parse_list<T: serde::de::DeserializeOwned, U>(
+async fn parse_list<T: serde::de::DeserializeOwned>(
     response: &mut reqwest::Response,
-    mut parser: ArrayParser<T, U>,
-) -> Result<Result<Vec<U>, String>, reqwest::Error> {
+) -> Result<Result<Vec<T>, String>, reqwest::Error> {
+    let mut parser = ArrayParser::new();
     if let Some(length) = response.content_length() {
         parser.reserve_for_body(length);
     }
