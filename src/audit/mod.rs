@@ -613,14 +613,16 @@ fn update_first_flagged(
     assessments: &[Assessment],
 ) -> FlagChanges {
     let mut changes = FlagChanges::default();
-    let mut kept = BTreeMap::new();
+    // Gathered first and built at once from sorted entries: inserting tens of thousands of
+    // ids in listing order moved the map's node contents on every insert.
+    let mut kept = Vec::new();
     for (index, (token, assessment)) in listed.tokens.iter().zip(assessments).enumerate() {
         match assessment.first_flagged {
             Some(first) => {
                 if !state.first_flagged.contains_key(&token.id) {
                     changes.flagged.push(index);
                 }
-                kept.insert(token.id.clone(), first);
+                kept.push((token.id.clone(), first));
             }
             None if state.first_flagged.contains_key(&token.id) => changes.cleared.push(index),
             None => {}
@@ -635,11 +637,11 @@ fn update_first_flagged(
             .collect();
         for (id, first) in &state.first_flagged {
             if !seen.contains(id.as_str()) {
-                kept.insert(id.clone(), *first);
+                kept.push((id.clone(), *first));
             }
         }
     }
-    state.first_flagged = kept;
+    state.first_flagged = BTreeMap::from_iter(kept);
     changes
 }
 
