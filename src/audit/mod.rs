@@ -613,8 +613,8 @@ fn update_first_flagged(
     assessments: &[Assessment],
 ) -> FlagChanges {
     let mut changes = FlagChanges::default();
-    // Gathered first and built at once from sorted entries: inserting tens of thousands of
-    // ids in listing order moved the map's node contents on every insert.
+    // The map is built at once from the gathered entries, because inserting tens of
+    // thousands of ids in listing order moved the map's node contents on every insert.
     let mut kept = Vec::new();
     for (index, (token, assessment)) in listed.tokens.iter().zip(assessments).enumerate() {
         match assessment.first_flagged {
