@@ -135,8 +135,9 @@ def main():
                 idle_seconds = args.idle_seconds
             results["idle"] = scenarios.idle(ctx, idle_seconds, reps)
             size, timeout = (1_000, 60) if args.smoke else (100_000, 600)
-            # The HTTP client closes connections unused for 90 s at its next check, 180 s
-            # after the run, and jemalloc gives their buffers back within 20 s more.
+            # The later reading checks that nothing more is given back after the first. patrol
+            # closes connections unused for 15 s, and jemalloc returns their buffers within
+            # 20 s more, so both readings come after that.
             settled = idle_seconds + 1 if args.smoke else max(idle_seconds, 210)
             results["idle_after_run"] = scenarios.idle_after_run(ctx, size, idle_seconds, settled, reps,
                                                                  timeout_s=timeout)

@@ -41,6 +41,12 @@ pub use super::stats::{LATENCY_BUCKETS_SECONDS, LatencyHistogram, RequestStats};
 /// 10-second window, so that instants computed from them cannot overflow.
 const MAX_SETTING_DURATION: Duration = Duration::from_secs(3_600);
 
+/// How long a connection to the tenant stays open unused. A run sends its requests without
+/// long pauses and the next run comes much later, so a connection kept longer serves no
+/// request. Closing it soon also gives its buffers back. With reqwest's default of 90 s, a
+/// daemon stayed about 0.7 MiB larger for three minutes after a run of 100,000 tokens.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("patrol/", env!("CARGO_PKG_VERSION"));
 
@@ -538,6 +544,7 @@ fn build_http_client(settings: &ClientSettings) -> Result<reqwest::Client, IscEr
         .no_proxy()
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.request_timeout)
+        .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
         .resolve_to_addrs("localhost", &loopback)
         .build()
         .map_err(|err| IscError::InvalidSettings {
