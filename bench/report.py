@@ -146,8 +146,8 @@ def render(results, plots):
         "(`patrol sim`) on 127.0.0.1, measured side by side in one run. The command in "
         "[Reproducing](#reproducing) wrote every table below from the numbers of that run, "
         "except the figures measured by hand, which say so where they appear. These are the "
-        "CPU split by step and the split of the open targets in the paragraphs after the "
-        "targets table. They are also the daemon's memory with glibc's allocator, how its idle "
+        "CPU split by step, and the parse and receive times in the paragraphs after the "
+        "targets table that explain the open CPU target. They are also the daemon's memory with glibc's allocator, how its idle "
         "memory splits, the peaks by path length, and the figures in "
         "[Changes](#changes-the-measurements-led-to). "
         f"Each cell is the median of {reps} {'repetition' if reps == 1 else 'repetitions'} with the range in brackets, unless "
@@ -268,7 +268,8 @@ def targets_section(results):
             # listing_parse`) and the kernel's receiving of them (9% of perf samples).
             parse_s, receive_s = 0.11, 0.035
             lines += [
-                "The CPU target is open. A first dry run of 100,000 tokens receives and parses "
+                "The CPU target is open for first and later runs. A first dry run of 100,000 tokens "
+                "receives and parses "
                 "about 70 MB of JSON in three listings and writes and syncs a 60 MB JSON report "
                 "in the state directory. It copies that report to stdout and appends one audit "
                 "record per token flagged for deletion for the first time (about 35,000, 26 MB). "
@@ -283,12 +284,13 @@ def targets_section(results):
                 f"more to receive them. That leaves about {fmt(SCALE_TARGET_CPU_S - parse_s - receive_s)} s "
                 f"of the {SCALE_TARGET_CPU_S} s for everything else, which takes about "
                 f"{fmt(cpu - parse_s - receive_s)} s in this run: judging, the audit records, the "
-                "stored report, the state file, and starting and ending the process. These two "
-                "figures are measured by hand and the run's CPU by the benchmark.",
+                "stored report, the state file, and starting and ending the process. The parse and "
+                "receive times are measured by hand, and the run's CPU by the benchmark.",
                 "",
                 "A reader written for this one format was tried in place of serde_json: it compared "
-                "keys as bytes and copied strings straight from the received chunks. It parsed the "
-                "full listing in 101 ms against serde_json's 97 ms from bytes, so it was left out. "
+                "keys as bytes and copied strings straight from the received chunks. Measured together, "
+                "it parsed the full listing in 101 ms and serde_json parsed the same bytes in 97 ms, "
+                "so it was left out. "
                 "Getting under the target would now take a run that stores less, which was not done.",
                 "",
             ]
@@ -460,15 +462,16 @@ def scale_section(results, plot):
               "the small tenants' memory and on the peer's CPU. The peak of one run differs from "
               "the next by several MiB. Measured by hand, three first runs of 100,000 tokens at "
               "each of three lengths of the state directory's path peaked between 89 and 97 MiB, "
-              "with no pattern by length. With glibc's allocator, before jemalloc, some path "
+              "with no pattern by length. That was before the changes of this page's last bullet "
+              "under [Changes](#changes-the-measurements-led-to), which lowered the peak. With glibc's allocator, before jemalloc, some path "
               "lengths gave 93.5 to 95.3 MiB and others 88 to 89.5 MiB.", ""]
     lines += [
         "Where patrol's CPU time goes in a first dry run of 100,000 tokens, as shares of the "
         "samples of `perf record -F 8000 --call-graph dwarf` on a build with line tables. This "
         "table is static text, the mean of three runs measured by hand on the machine above "
-        "with jemalloc, and not by the benchmark. Such a run takes about 0.41 s of CPU by "
-        "`/usr/bin/time`. It was measured before the changes of the last bullet under "
-        "[Changes](#changes-the-measurements-led-to), which took about 0.04 s off, mostly "
+        "with jemalloc, and not by the benchmark. Such a run then took about 0.41 s of CPU by "
+        "`/usr/bin/time`. That was before the changes of the last bullet under "
+        "[Changes](#changes-the-measurements-led-to), which took about 0.05 s off, mostly "
         "from the listing and audit record rows.",
         "",
         "| step | share of samples | what it does |",
@@ -538,7 +541,7 @@ def daemon_section(results):
             "| RSS at the run's end MiB | peak MiB | RSS after idling MiB | CPU s while idle | context switches while idle |",
             "| --- | --- | --- | --- | --- |",
             f"| {spread([r['rss_run_end_mib'] for r in runs], 1)} | {spread([r['peak_mib'] for r in runs], 1)} | "
-            f"{spread([r['rss_mib'] for r in runs], 1)} | {spread([r['cpu_idle_s'] for r in runs], 3)} | "
+            f"{spread([r['rss_mib'] for r in runs])} | {spread([r['cpu_idle_s'] for r in runs], 3)} | "
             f"{wakeup_cell(runs)} |",
             "",
         ]
@@ -731,7 +734,9 @@ def changes_section():
         "a conversion called by pointer, the first-flagged map is built at once from sorted "
         "entries, and the set of listed ids for reconciling deletes is built only when a "
         "delete was left open. Each figure is the median of 11 to 15 first dry runs of 100,000 "
-        "tokens per build, the builds taken in turn. A reader written for the token format "
+        "tokens per build, the builds taken in turn. Each change was measured against the build "
+        "just before it, at different times, so one change's figure after need not equal the "
+        "next one's figure before. A reader written for the token format "
         "was tried before these and left out, see "
         "[Where the targets stand](#where-the-targets-stand).",
         "",
