@@ -217,36 +217,63 @@ impl<T: DeserializeOwned> ArrayParser<T> {
             Some(valid) if start < valid.len() => {
                 let rest = &valid[start..];
                 let stream = serde_json::Deserializer::from_str(rest).into_iter::<T>();
-                self.next_element(stream, rest.len(), at_end)
+                self.next_element(stream, rest.as_bytes(), start, at_end)
             }
             _ => {
                 let rest = &text[start..];
                 let stream = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
-                self.next_element(stream, rest.len(), at_end)
+                self.next_element(stream, rest, start, at_end)
             }
         }
     }
 
-    /// Takes the first element of `stream`, which reads a text of `length` bytes.
+    /// Takes the first element of `stream`, which reads `rest`, the text from offset `start`
+    /// of the pass on.
     fn next_element<'de, R: serde_json::de::Read<'de>>(
         &mut self,
         mut stream: serde_json::StreamDeserializer<'de, R, T>,
-        length: usize,
+        rest: &[u8],
+        start: usize,
         at_end: bool,
     ) -> Result<Option<usize>, String> {
         match stream.next() {
             // A number at the very end could still gain digits. Every complete element is
             // followed by a `,` or `]`, so the pass waits for that byte.
-            Some(Ok(_)) if !at_end && stream.byte_offset() == length => Ok(None),
+            Some(Ok(_)) if !at_end && stream.byte_offset() == rest.len() => Ok(None),
             Some(Ok(item)) => {
                 let used = stream.byte_offset();
                 self.items.push(item);
                 Ok(Some(used))
             }
             Some(Err(error)) if error.is_eof() && !at_end => Ok(None),
-            Some(Err(error)) => Err(format!("element {}: {error}", self.items.len())),
+            Some(Err(error)) => Err(self.invalid_element(&error, rest, start)),
             None => Ok(None),
         }
+    }
+
+    /// Describes an invalid element with serde_json's message and the error's byte offset in
+    /// the body. serde_json gives a line and column within the element, which would mislead
+    /// in a body of thousands of elements.
+    fn invalid_element(&self, error: &serde_json::Error, rest: &[u8], start: usize) -> String {
+        let message = error.to_string();
+        let position = format!(" at line {} column {}", error.line(), error.column());
+        let message = message.strip_suffix(&position).unwrap_or(&message);
+        // Offset in `rest` of the error's line: just after the newline that ends the line
+        // before it.
+        let line_start = match error.line() {
+            0 | 1 => 0,
+            line => rest
+                .iter()
+                .enumerate()
+                .filter(|&(_, &byte)| byte == b'\n')
+                .nth(line - 2)
+                .map_or(0, |(index, _)| index + 1),
+        };
+        let at = self.offset + start + line_start + error.column().saturating_sub(1);
+        format!(
+            "element {}: {message} at byte {at} of the body",
+            self.items.len()
+        )
     }
 
     fn unexpected(&self, byte: u8, index: usize, expected: &str) -> String {
@@ -444,5 +471,24 @@ mod tests {
     fn array_error_names_element() {
         let error = parse_in_chunks(r#"[{"id":1},{"id":}]"#, 4).unwrap_err();
         assert!(error.starts_with("element 1:"), "{error}");
+    }
+
+    #[test]
+    fn array_error_gives_body_offset() {
+        // The `}` at byte 16 of the body is where serde_json expected a value.
+        let body = r#"[{"id":1},{"id":}]"#;
+        assert_eq!(body.as_bytes()[16], b'}');
+        for size in [1, 4, 100] {
+            let error = parse_in_chunks(body, size).unwrap_err();
+            assert_eq!(
+                error, "element 1: expected value at byte 16 of the body",
+                "chunks of {size}"
+            );
+        }
+        // On a later line of the element, the offset counts the lines before it.
+        let body = "[1,\n {\"id\":\n  ]}]";
+        assert_eq!(body.as_bytes()[14], b']');
+        let error = parse_in_chunks(body, 100).unwrap_err();
+        assert_eq!(error, "element 1: expected value at byte 14 of the body");
     }
 }
