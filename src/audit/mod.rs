@@ -615,14 +615,14 @@ fn update_first_flagged(
     let mut changes = FlagChanges::default();
     // The map is built at once from the gathered entries, because inserting tens of
     // thousands of ids in listing order moved the map's node contents on every insert.
-    let mut kept = Vec::new();
+    let mut flagged = Vec::new();
     for (index, (token, assessment)) in listed.tokens.iter().zip(assessments).enumerate() {
         match assessment.first_flagged {
             Some(first) => {
                 if !state.first_flagged.contains_key(&token.id) {
                     changes.flagged.push(index);
                 }
-                kept.push((token.id.clone(), first));
+                flagged.push((token.id.clone(), first));
             }
             None if state.first_flagged.contains_key(&token.id) => changes.cleared.push(index),
             None => {}
@@ -637,11 +637,11 @@ fn update_first_flagged(
             .collect();
         for (id, first) in &state.first_flagged {
             if !seen.contains(id.as_str()) {
-                kept.push((id.clone(), *first));
+                flagged.push((id.clone(), *first));
             }
         }
     }
-    state.first_flagged = BTreeMap::from_iter(kept);
+    state.first_flagged = BTreeMap::from_iter(flagged);
     changes
 }
 

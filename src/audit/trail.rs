@@ -85,7 +85,7 @@ impl Trail {
         let mut record = TokenEvent::new(event, &self.run_id, &self.tenant, token, rules);
         details(&mut record);
         if let Err(error) = log.append_token_event(record) {
-            tracing::error!(%error, tenant = %self.tenant, event = event.as_str(), "cannot append to the audit log");
+            tracing::error!(%error, tenant = %self.tenant, token_id = %token.id, event = event.as_str(), "failed to append a token event to the audit log");
         }
     }
 }

@@ -227,8 +227,8 @@ impl<T: DeserializeOwned> ArrayParser<T> {
         }
     }
 
-    /// Takes the first element of `stream`, which reads `rest`, the text from offset `start`
-    /// of the pass on.
+    /// Returns the length of the first element of `stream`, as [`ArrayParser::element`] does.
+    /// `stream` parses `rest`, the text of the pass from offset `start` on.
     fn next_element<'de, R: serde_json::de::Read<'de>>(
         &mut self,
         mut stream: serde_json::StreamDeserializer<'de, R, T>,
@@ -457,10 +457,10 @@ mod tests {
         }
         assert_eq!(parser.finish().unwrap().len(), 2);
 
-        let kept = b"[\"ok\", \"\xff\"]";
+        let parsed = b"[\"ok\", \"\xff\"]";
         for size in [1, 3, 100] {
             let mut parser = ArrayParser::<String>::new();
-            let result = kept.chunks(size).try_for_each(|chunk| parser.feed(chunk));
+            let result = parsed.chunks(size).try_for_each(|chunk| parser.feed(chunk));
             let error = result.and_then(|()| parser.finish().map(drop)).unwrap_err();
             assert!(error.starts_with("element 1:"), "{error}");
             assert!(error.contains("invalid unicode code point"), "{error}");

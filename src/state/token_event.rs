@@ -38,7 +38,8 @@ pub struct TokenEvent<'a> {
     pub outcome: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exemption: Option<ExemptionRecord>,
-    /// Set by [`AuditLog::append_token_event`](super::AuditLog::append_token_event).
+    /// Hash of the record before this one, set by
+    /// [`AuditLog::append_token_event`](super::AuditLog::append_token_event).
     pub(super) prev: &'a str,
 }
 
@@ -67,7 +68,8 @@ impl<'a> TokenEvent<'a> {
     }
 }
 
-/// A listed token serialized as [`TokenRecord`](super::TokenRecord) serializes it.
+/// A listed token, serialized with the members of [`TokenRecord`](super::TokenRecord) in
+/// their order.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenView<'a>(pub &'a Token);
 
