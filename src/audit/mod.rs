@@ -418,10 +418,23 @@ async fn run_tenant_in_span(
     };
     let mut judgments = Vec::with_capacity(listed.tokens.len());
     let mut assessments = Vec::with_capacity(listed.tokens.len());
+    // Whether the state held a first-flagged time for each token, so that the stored times
+    // are looked up once per token. They are looked up by hash: ids often share most of
+    // their characters, which made each search of the ordered map compare long prefixes
+    // many times.
+    let mut stored_flags = Vec::with_capacity(listed.tokens.len());
+    let mut stored_times = ids::id_map(state.first_flagged.len());
+    stored_times.extend(
+        state
+            .first_flagged
+            .iter()
+            .map(|(id, first)| (id.as_str(), *first)),
+    );
     let real_now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or(now);
     for token in &listed.tokens {
         let judgment = config.policy.judge(token, now);
-        let mut first_flagged = state.first_flagged.get(&token.id).copied();
+        let mut first_flagged = stored_times.get(token.id.as_str()).copied();
+        stored_flags.push(first_flagged.is_some());
         // A forecast assumes a run at least daily from today on: a token that starts
         // matching a delete rule before the forecast instant is flagged when it starts.
         if options.forecast
@@ -437,6 +450,7 @@ async fn run_tenant_in_span(
         assessments.push(safety::assess(token, &judgment, first_flagged, &context));
         judgments.push(judgment);
     }
+    drop(stored_times);
 
     // A forecast stands for the daily runs up to its instant: each of them has its own
     // budget, and the deletion-percent breaker depends on how many tokens fall due in each
@@ -483,7 +497,7 @@ async fn run_tenant_in_span(
         .iter()
         .map(|judgment| config.policy.rule_names(judgment))
         .collect();
-    let flags = update_first_flagged(&mut state, &listed, &assessments);
+    let flags = update_first_flagged(&mut state, &listed, &assessments, &stored_flags);
     let exemption_changes =
         trail::update_exemptions(&mut state, &listed, &assessments, &config.exemptions);
     if !options.forecast {
@@ -607,24 +621,32 @@ async fn run_tenant_in_span(
 
 /// Keeps the first-flagged time of every token still flagged for deletion, drops the rest,
 /// and returns the tokens flagged for the first time and the listed ones no longer flagged.
+/// `stored[i]` tells whether the state held a first-flagged time for `listed.tokens[i]`.
 fn update_first_flagged(
     state: &mut TenantState,
     listed: &listing::Listed,
     assessments: &[Assessment],
+    stored: &[bool],
 ) -> FlagChanges {
     let mut changes = FlagChanges::default();
     // The map is built at once from the gathered entries, because inserting tens of
     // thousands of ids in listing order moved the map's node contents on every insert.
     let mut flagged = Vec::new();
-    for (index, (token, assessment)) in listed.tokens.iter().zip(assessments).enumerate() {
+    for (index, ((token, assessment), &stored)) in listed
+        .tokens
+        .iter()
+        .zip(assessments)
+        .zip(stored)
+        .enumerate()
+    {
         match assessment.first_flagged {
             Some(first) => {
-                if !state.first_flagged.contains_key(&token.id) {
+                if !stored {
                     changes.flagged.push(index);
                 }
                 flagged.push((token.id.clone(), first));
             }
-            None if state.first_flagged.contains_key(&token.id) => changes.cleared.push(index),
+            None if stored => changes.cleared.push(index),
             None => {}
         }
     }
