@@ -175,20 +175,24 @@ impl<'a> TokenView<'a> {
 }
 
 fn report(run: &Run, with_tokens: bool) -> Report<'_> {
-    let mut by_verdict = BTreeMap::new();
-    let mut by_outcome = BTreeMap::new();
-    for verdict in [Action::Keep, Action::Report, Action::Delete] {
-        by_verdict.insert(verdict.as_str(), 0);
-    }
-    for outcome in Outcome::ALL {
-        if outcome != Outcome::Due {
-            by_outcome.insert(outcome.as_str(), 0);
-        }
-    }
+    // Counted by the enums' positions: a large run has too many tokens for a map lookup
+    // by name per token.
+    let mut verdicts = [0; 3];
+    let mut outcomes = [0; Outcome::ALL.len()];
     for result in &run.tokens {
-        *by_verdict.entry(result.verdict.as_str()).or_default() += 1;
-        *by_outcome.entry(result.outcome.as_str()).or_default() += 1;
+        verdicts[result.verdict as usize] += 1;
+        outcomes[result.outcome as usize] += 1;
     }
+    let by_verdict: BTreeMap<&str, usize> = [Action::Keep, Action::Report, Action::Delete]
+        .into_iter()
+        .map(|verdict| (verdict.as_str(), verdicts[verdict as usize]))
+        .collect();
+    // A token is never left due once the run is over, so `due` appears only if one is.
+    let by_outcome: BTreeMap<&str, usize> = Outcome::ALL
+        .into_iter()
+        .filter(|outcome| *outcome != Outcome::Due || outcomes[*outcome as usize] > 0)
+        .map(|outcome| (outcome.as_str(), outcomes[outcome as usize]))
+        .collect();
 
     Report {
         as_of: instant(run.as_of),
