@@ -22,4 +22,4 @@ pub use client::{
     ListFilter, Listing, ParseApiVersionError, RequestStats, SummaryListing, USER_AGENT,
 };
 pub use error::IscError;
-pub use model::{Owner, Token, TokenSummary};
+pub use model::{Owner, ReadInstant, Token, TokenSummary};

@@ -113,6 +113,17 @@ impl Token {
     }
 }
 
+/// An instant that deserializes as chrono's `DateTime<Utc>` does, through [`instant`]'s
+/// fast path. It serves files with many instants besides the listings, such as the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadInstant(pub DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for ReadInstant {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        instant(deserializer).map(ReadInstant)
+    }
+}
+
 /// Reads a timestamp the way chrono's `Deserialize` does (`DateTime<FixedOffset>`'s
 /// `FromStr`), with a fast path for the form the API sends, `YYYY-MM-DDTHH:MM:SS.sssZ`.
 /// A large listing has three of them per token, and chrono's general parser was a tenth of

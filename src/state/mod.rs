@@ -37,6 +37,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::isc::ReadInstant;
+use crate::report::Instant;
+
 const STATE_FILE: &str = "state.json";
 const FORMAT_VERSION: u32 = 1;
 
@@ -70,13 +73,61 @@ pub enum StateError {
     },
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct StateFile {
     version: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "read_first_flagged")]
     first_flagged: BTreeMap<String, DateTime<Utc>>,
     #[serde(default)]
     exemptions: BTreeMap<String, SeenExemption>,
+}
+
+/// The state file as written: the same members as [`StateFile`], borrowed.
+#[derive(Serialize)]
+struct StateFileView<'a> {
+    version: u32,
+    #[serde(serialize_with = "write_first_flagged")]
+    first_flagged: &'a BTreeMap<String, DateTime<Utc>>,
+    exemptions: &'a BTreeMap<String, SeenExemption>,
+}
+
+/// Writes the first-flagged times with the report's instant formatter, which writes what
+/// chrono's `Serialize` writes. A large tenant has tens of thousands of them.
+fn write_first_flagged<S: serde::Serializer>(
+    map: &&BTreeMap<String, DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(map.iter().map(|(id, first)| (id, Instant(*first))))
+}
+
+/// Reads the first-flagged times as chrono's `Deserialize` reads them, and builds the map
+/// from the gathered entries in one pass instead of one insert each. As with inserts, the
+/// last of repeated ids wins.
+fn read_first_flagged<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, DateTime<Utc>>, D::Error> {
+    struct Entries;
+
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = BTreeMap<String, DateTime<Utc>>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a map of token ids to RFC 3339 timestamps")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some((id, ReadInstant(first))) = map.next_entry::<String, ReadInstant>()? {
+                entries.push((id, first));
+            }
+            Ok(BTreeMap::from_iter(entries))
+        }
+    }
+
+    deserializer.deserialize_map(Entries)
 }
 
 /// The exemption last seen deciding the outcome of a flagged token, kept so that the audit
@@ -167,10 +218,10 @@ impl TenantState {
     /// On a read-only view, which must never write.
     pub fn save(&self) -> Result<(), StateError> {
         assert!(self._lock.is_some(), "a read-only state view was saved");
-        let file = StateFile {
+        let file = StateFileView {
             version: FORMAT_VERSION,
-            first_flagged: self.first_flagged.clone(),
-            exemptions: self.exemptions.clone(),
+            first_flagged: &self.first_flagged,
+            exemptions: &self.exemptions,
         };
         let mut bytes = serde_json::to_vec_pretty(&file).expect("state serializes");
         bytes.push(b'\n');
@@ -344,6 +395,81 @@ mod tests {
             .filter_map(Result::ok)
             .any(|entry| entry.file_name().to_string_lossy().contains("unreadable"));
         assert!(kept);
+    }
+
+    /// The state file as serde writes and reads the same members with chrono's impls.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct ThroughChrono {
+        version: u32,
+        first_flagged: BTreeMap<String, DateTime<Utc>>,
+        exemptions: BTreeMap<String, SeenExemption>,
+    }
+
+    #[test]
+    fn first_flagged_times_are_written_as_chrono_writes_them() {
+        let root = tempfile::tempdir().unwrap();
+        let whole = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").unwrap();
+        let fraction = DateTime::parse_from_rfc3339("2026-12-01T10:20:30.123456Z").unwrap();
+        let mut state = TenantState::open(root.path(), "acme").unwrap();
+        state.first_flagged.insert("t1".into(), whole.to_utc());
+        state.first_flagged.insert("t2".into(), fraction.to_utc());
+        state.exemptions.insert(
+            "t2".into(),
+            SeenExemption {
+                selector: "token_id = t2".into(),
+                until: Some(fraction.to_utc()),
+                expired: true,
+            },
+        );
+        state.save().unwrap();
+
+        let expected = ThroughChrono {
+            version: FORMAT_VERSION,
+            first_flagged: state.first_flagged.clone(),
+            exemptions: state.exemptions.clone(),
+        };
+        let mut bytes = serde_json::to_vec_pretty(&expected).unwrap();
+        bytes.push(b'\n');
+        assert_eq!(
+            String::from_utf8(fs::read(root.path().join("acme/state.json")).unwrap()).unwrap(),
+            String::from_utf8(bytes).unwrap()
+        );
+    }
+
+    #[test]
+    fn first_flagged_times_are_read_as_chrono_reads_them() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("acme")).unwrap();
+        // Not in id order, an offset, a fraction of each length, and a repeated id.
+        let text = r#"{"version":1,"first_flagged":{
+            "t3":"2026-12-01T00:00:00+02:00",
+            "t1":"2026-12-01T00:00:00.5Z",
+            "t2":"2026-12-01T00:00:00.123456789Z",
+            "t1":"2026-12-02T00:00:00Z"}}"#;
+        fs::write(root.path().join("acme/state.json"), text).unwrap();
+        let state = TenantState::open(root.path(), "acme").unwrap();
+        assert_eq!(state.problem, None);
+        let expected: ThroughChrono =
+            serde_json::from_str(&text.replace("}}", "},\"exemptions\":{}}")).unwrap();
+        assert_eq!(state.first_flagged, expected.first_flagged);
+        assert_eq!(
+            state.first_flagged["t1"],
+            DateTime::parse_from_rfc3339("2026-12-02T00:00:00Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn invalid_first_flagged_time_moves_the_state_aside() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("acme")).unwrap();
+        fs::write(
+            root.path().join("acme/state.json"),
+            br#"{"version":1,"first_flagged":{"t1":"2026-13-01T00:00:00Z"}}"#,
+        )
+        .unwrap();
+        let state = TenantState::open(root.path(), "acme").unwrap();
+        assert!(state.first_flagged.is_empty());
+        assert!(state.problem.as_deref().unwrap().contains("unreadable"));
     }
 
     #[test]
