@@ -175,8 +175,8 @@ impl<'a> TokenView<'a> {
 }
 
 fn report(run: &Run, with_tokens: bool) -> Report<'_> {
-    // Counted by the enums' positions: a large run has too many tokens for a map lookup
-    // by name per token.
+    // Counted by the enums' positions, because a large run has too many tokens for a map
+    // lookup by name per token.
     let mut verdicts = [0; 3];
     let mut outcomes = [0; Outcome::ALL.len()];
     for result in &run.tokens {
@@ -187,7 +187,7 @@ fn report(run: &Run, with_tokens: bool) -> Report<'_> {
         .into_iter()
         .map(|verdict| (verdict.as_str(), verdicts[verdict as usize]))
         .collect();
-    // A token is never left due once the run is over, so `due` appears only if one is.
+    // `due` is listed only when some token is still due.
     let by_outcome: BTreeMap<&str, usize> = Outcome::ALL
         .into_iter()
         .filter(|outcome| *outcome != Outcome::Due || outcomes[*outcome as usize] > 0)

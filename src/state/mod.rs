@@ -406,7 +406,7 @@ mod tests {
     }
 
     #[test]
-    fn first_flagged_times_are_written_as_chrono_writes_them() {
+    fn first_flagged_written_like_chrono() {
         let root = tempfile::tempdir().unwrap();
         let whole = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").unwrap();
         let fraction = DateTime::parse_from_rfc3339("2026-12-01T10:20:30.123456Z").unwrap();
@@ -437,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn first_flagged_times_are_read_as_chrono_reads_them() {
+    fn first_flagged_read_like_chrono() {
         let root = tempfile::tempdir().unwrap();
         fs::create_dir_all(root.path().join("acme")).unwrap();
         // Not in id order, an offset, a fraction of each length, and a repeated id.
@@ -459,7 +459,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_first_flagged_time_moves_the_state_aside() {
+    fn invalid_first_flagged_time_moves_state_aside() {
         let root = tempfile::tempdir().unwrap();
         fs::create_dir_all(root.path().join("acme")).unwrap();
         fs::write(
