@@ -531,6 +531,14 @@ async fn history_shows_flag_grace_intent_and_deletion() {
         stdout.contains("scope [sp:scopes:all, idn:sources:read]"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("; expirationDate null; userAwareTokenNeverExpires null; "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("; accessTokenValiditySeconds 900; "),
+        "{stdout}"
+    );
     let position = |needle: &str| {
         stdout
             .find(needle)

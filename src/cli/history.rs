@@ -191,10 +191,13 @@ fn describe_token(tenant: &str, token: &TokenRecord, out: &mut dyn Write) -> std
     writeln!(
         out,
         "  scope {scope}; created {}; lastUsed {}; expirationDate {}; \
-         accessTokenValiditySeconds {}; managed {}",
+         userAwareTokenNeverExpires {}; accessTokenValiditySeconds {}; managed {}",
         instant(token.created),
         token.last_used.map_or("null".to_owned(), instant),
         token.expiration_date.map_or("null".to_owned(), instant),
+        token
+            .user_aware_token_never_expires
+            .map_or("null".to_owned(), |never| never.to_string()),
         token
             .access_token_validity_seconds
             .map_or("null".to_owned(), |seconds| seconds.to_string()),
