@@ -277,7 +277,10 @@ def targets_section(results):
                 "record per token flagged for deletion for the first time (about 35,000, 26 MB). "
                 "The audit trail requires the stored report and these records, with the full "
                 "metadata of each token. [Scale](#scale-listing-and-judging-large-tenants) splits "
-                "the time by step: the listings take over 40% of it.",
+                "the time by step: the listings take over 40% of it. This machine's speed drifts "
+                "from day to day, so this run's seconds can differ from the figures under "
+                "[Changes](#changes-the-measurements-led-to), which were measured by hand on "
+                "other days. The ratios to the peer in the Scale tables come from this run alone.",
                 "",
                 f"serde_json by itself needs about {fmt(parse_s)} s to parse the listings, without "
                 "any of patrol's own code. `cargo bench --bench listing_parse` gives 95 ms for the "
@@ -464,17 +467,18 @@ def scale_section(results, plot):
               "the small tenants' memory and on the peer's CPU. The peak of one run differs from "
               "the next by several MiB. Measured by hand, three first runs of 100,000 tokens at "
               "each of three lengths of the state directory's path peaked between 89 and 97 MiB, "
-              "with no pattern by length. That was before the changes of this page's last bullet "
-              "under [Changes](#changes-the-measurements-led-to), which lowered the peak. With glibc's allocator, before jemalloc, some path "
+              "with no pattern by length. That was before the changes of the bullet \"Listings "
+              "parsed as strings, fewer copies\" under [Changes](#changes-the-measurements-led-to), "
+              "which lowered the peak. With glibc's allocator, before jemalloc, some path "
               "lengths gave 93.5 to 95.3 MiB and others 88 to 89.5 MiB.", ""]
     lines += [
         "Where patrol's CPU time goes in a first dry run of 100,000 tokens, as shares of the "
         "samples of `perf record -F 8000 --call-graph dwarf` on a build with line tables. This "
         "table is static text, the mean of three runs measured by hand on the machine above "
         "with jemalloc, and not by the benchmark. Such a run then took about 0.41 s of CPU by "
-        "`/usr/bin/time`. That was before the changes of the last bullet under "
-        "[Changes](#changes-the-measurements-led-to), which took about 0.05 s off, mostly "
-        "from the listing and audit record rows.",
+        "`/usr/bin/time`. That was before the changes of the bullet \"Listings parsed as "
+        "strings, fewer copies\" under [Changes](#changes-the-measurements-led-to), which took "
+        "about 0.05 s off, mostly from the listing and audit record rows.",
         "",
         "| step | share of samples | what it does |",
         "| --- | --- | --- |",
@@ -745,18 +749,20 @@ def changes_section():
         "- **First-flagged times looked up by hash, the state file on the fast paths** "
         "(`src/audit/mod.rs`, `src/state/mod.rs`, `src/report/json.rs`). A later run searched "
         "the ordered map of 35,000 first-flagged times three times per token. This tenant's "
-        "ids share their first 28 characters, so each search compared long prefixes about "
+        "ids share their first 27 characters, so each search compared long prefixes about "
         "fifteen times. The run now indexes the stored times by hash once and looks each token "
         "up once. Reading the state file went through chrono's general timestamp parser and one "
         "map insert per entry, and saving it copied both maps. Reading now takes the listing's "
         "timestamp fast path and builds the map in one pass, and saving borrows the maps and "
         "formats instants with the report's formatter, to the same bytes. The report's summary "
-        "counts verdicts and outcomes in arrays instead of a map lookup by name per token. "
+        "counts verdicts and outcomes in arrays instead of two map lookups by name per token. "
         "Later dry runs of 100,000 tokens: 2.55 down to 2.20 billion instructions "
         "(`valgrind --tool=callgrind`), and 0.419 s down to 0.378 s of CPU. First dry runs: "
         "0.427 s down to 0.405 s. Each CPU figure is the median of 11 runs per build, the "
-        "builds taken in turn, on a day when this machine ran about 30% slower than on the "
-        "day of the bullet before.",
+        "builds taken in turn. They were measured on the day of this page's full run, when "
+        "this machine ran about 30% slower than on the day of the bullet before: the peer "
+        "took 2.64 s of CPU for 100,000 tokens in this page's run, and 1.97 s in the full run "
+        "of that day.",
         "",
     ]
 
