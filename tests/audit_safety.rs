@@ -120,6 +120,39 @@ async fn dry_run_records_first_flagged_times() {
 }
 
 #[tokio::test]
+async fn future_first_flagged_restarts_grace() {
+    let workspace = Workspace::new();
+    let sim = start_sim(&workspace, &contract_tokens_now(), &[]);
+    let policy = workspace.policy(&contract_policy(&[]), &sim.base_url);
+    let (code, _) = audit_json(&policy, &[]).await;
+    assert_eq!(code, Some(0));
+
+    // The stored times move two days past the clock, as after a clock set back.
+    age_state(&workspace, TimeDelta::days(-2));
+    let output = patrol(&[
+        "audit",
+        "--config",
+        policy.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("stored first-flagged times are later than this run's start"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("tokens=8"), "{stderr}");
+    let report = json_report(&output);
+    let in_grace = ids_with_outcome(&report, "grace");
+    assert_eq!(in_grace.len(), 8, "{report}");
+    for id in &in_grace {
+        assert_eq!(report_token(&report, id)["first_flagged"], report["as_of"]);
+    }
+}
+
+#[tokio::test]
 async fn unreadable_state_deletes_nothing() {
     let workspace = Workspace::new();
     let sim = start_sim(&workspace, &contract_tokens_now(), &[]);

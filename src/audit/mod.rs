@@ -450,6 +450,17 @@ async fn run_tenant_in_span(
         assessments.push(safety::assess(token, &judgment, first_flagged, &context));
         judgments.push(judgment);
     }
+    // A stored time after this run's instant counts as this run's, so such a token's grace
+    // period starts anew. Forecasts evaluate other instants, where later times are normal.
+    let future_flags = stored_times.values().filter(|first| **first > now).count();
+    if future_flags > 0 && !options.forecast {
+        tracing::warn!(
+            tenant = %tenant.name,
+            tokens = future_flags,
+            "stored first-flagged times are later than this run's start, so the grace \
+             periods of those tokens start now (check the system clock)"
+        );
+    }
     drop(stored_times);
 
     // A forecast stands for the daily runs up to its instant: each of them has its own
