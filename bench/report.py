@@ -759,10 +759,10 @@ def changes_section():
         "Later dry runs of 100,000 tokens: 2.55 down to 2.20 billion instructions "
         "(`valgrind --tool=callgrind`), and 0.419 s down to 0.378 s of CPU. First dry runs: "
         "0.427 s down to 0.405 s. Each CPU figure is the median of 11 runs per build, the "
-        "builds taken in turn. They were measured on the day of this page's full run, when "
-        "this machine ran about 30% slower than on the day of the bullet before: the peer "
-        "took 2.64 s of CPU for 100,000 tokens in this page's run, and 1.97 s in the full run "
-        "of that day.",
+        "builds taken in turn. They were measured on the day of this page's full run. That "
+        "day this machine ran about 30% slower than on the day of the bullet before. The peer "
+        "took 2.64 s of CPU for 100,000 tokens in this page's run, against 1.97 s in the full "
+        "run of that day.",
         "",
     ]
 

@@ -418,10 +418,9 @@ async fn run_tenant_in_span(
     };
     let mut judgments = Vec::with_capacity(listed.tokens.len());
     let mut assessments = Vec::with_capacity(listed.tokens.len());
-    // Whether the state held a first-flagged time for each token, so that the stored times
-    // are looked up once per token. They are looked up by hash, because a search of the
-    // ordered map compares whole ids about fifteen times in a large state, and ids that
-    // share a long prefix make each comparison slow.
+    // The stored times are indexed by hash and looked up once per token, because each
+    // search of the ordered map compares whole ids about fifteen times in a large state.
+    // `stored_flags` keeps, per token, whether the state held a time for it.
     let mut stored_flags = Vec::with_capacity(listed.tokens.len());
     let mut stored_times = ids::id_map(state.first_flagged.len());
     stored_times.extend(

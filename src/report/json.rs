@@ -175,8 +175,8 @@ impl<'a> TokenView<'a> {
 }
 
 fn report(run: &Run, with_tokens: bool) -> Report<'_> {
-    // Counted by the enums' positions, because a large run has too many tokens for a map
-    // lookup by name per token.
+    // The counts are indexed by each enum's discriminant, because two map lookups by name
+    // per token are slow for a large run.
     let mut verdicts = [0; 3];
     let mut outcomes = [0; Outcome::ALL.len()];
     for result in &run.tokens {

@@ -436,17 +436,22 @@ mod tests {
         );
     }
 
+    /// Writes `text` as the state file of tenant `acme` under `root`.
+    fn write_state_file(root: &Path, text: &str) {
+        fs::create_dir_all(root.join("acme")).unwrap();
+        fs::write(root.join("acme/state.json"), text).unwrap();
+    }
+
     #[test]
     fn first_flagged_read_like_chrono() {
         let root = tempfile::tempdir().unwrap();
-        fs::create_dir_all(root.path().join("acme")).unwrap();
-        // Not in id order, an offset, a fraction of each length, and a repeated id.
+        // Ids out of order, an offset, fractions of 1 and 9 digits, and a repeated id.
         let text = r#"{"version":1,"first_flagged":{
             "t3":"2026-12-01T00:00:00+02:00",
             "t1":"2026-12-01T00:00:00.5Z",
             "t2":"2026-12-01T00:00:00.123456789Z",
             "t1":"2026-12-02T00:00:00Z"}}"#;
-        fs::write(root.path().join("acme/state.json"), text).unwrap();
+        write_state_file(root.path(), text);
         let state = TenantState::open(root.path(), "acme").unwrap();
         assert_eq!(state.problem, None);
         let expected: ThroughChrono =
@@ -461,12 +466,10 @@ mod tests {
     #[test]
     fn invalid_first_flagged_time_moves_state_aside() {
         let root = tempfile::tempdir().unwrap();
-        fs::create_dir_all(root.path().join("acme")).unwrap();
-        fs::write(
-            root.path().join("acme/state.json"),
-            br#"{"version":1,"first_flagged":{"t1":"2026-13-01T00:00:00Z"}}"#,
-        )
-        .unwrap();
+        write_state_file(
+            root.path(),
+            r#"{"version":1,"first_flagged":{"t1":"2026-13-01T00:00:00Z"}}"#,
+        );
         let state = TenantState::open(root.path(), "acme").unwrap();
         assert!(state.first_flagged.is_empty());
         assert!(state.problem.as_deref().unwrap().contains("unreadable"));
