@@ -58,6 +58,12 @@ fn main() {
         let tokens: Vec<Token> = serde_json::from_slice(&body).unwrap();
         tokens.len()
     });
+    report("patrol, sums", megabytes, || {
+        patrol::isc::parse_summary_listing(&body).unwrap().len()
+    });
+    report("patrol, tokens", megabytes, || {
+        patrol::isc::parse_token_listing(&body).unwrap().len()
+    });
 }
 
 /// Checks the body as UTF-8, as patrol checks each chunk before it parses it.

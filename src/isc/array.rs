@@ -14,6 +14,8 @@
 
 use serde::de::DeserializeOwned;
 
+use super::fast_element::FastElement;
+
 /// Bytes per element assumed when room is reserved from a body's length. A listed token
 /// takes about 380 bytes, so the estimate reserves more than a listing needs, and a listing
 /// of smaller tokens grows past it as usual.
@@ -58,7 +60,7 @@ pub(crate) struct ArrayParser<T> {
     offset: usize,
 }
 
-impl<T: DeserializeOwned> ArrayParser<T> {
+impl<T: DeserializeOwned + FastElement> ArrayParser<T> {
     pub fn new() -> Self {
         ArrayParser {
             position: Position::Start,
@@ -216,6 +218,14 @@ impl<T: DeserializeOwned> ArrayParser<T> {
         match utf8 {
             Some(valid) if start < valid.len() => {
                 let rest = &valid[start..];
+                if let Some((item, used)) = T::read_fast(rest) {
+                    // As below, an element that ends the text waits for the byte after it.
+                    if !at_end && used == rest.len() {
+                        return Ok(None);
+                    }
+                    self.items.push(item);
+                    return Ok(Some(used));
+                }
                 let stream = serde_json::Deserializer::from_str(rest).into_iter::<T>();
                 self.next_element(stream, rest.as_bytes(), start, at_end)
             }
@@ -285,6 +295,14 @@ impl<T: DeserializeOwned> ArrayParser<T> {
     }
 }
 
+/// Parses a whole body that arrived in one chunk.
+pub(super) fn parse_whole<T: DeserializeOwned + FastElement>(body: &[u8]) -> Result<Vec<T>, String> {
+    let mut parser = ArrayParser::new();
+    parser.reserve_for_body(body.len() as u64);
+    parser.feed(body)?;
+    parser.finish()
+}
+
 /// Returns `text` as a string when it is valid UTF-8, or its valid part when only its last
 /// character is cut off by the end of a chunk. Otherwise returns `None`, and the text is
 /// parsed from bytes, so that serde_json reports the invalid byte as usual.
@@ -306,6 +324,10 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+
+    impl FastElement for Value {}
+    impl FastElement for serde::de::IgnoredAny {}
+    impl FastElement for String {}
 
     /// Parses `text` fed in chunks of `size` bytes.
     fn parse_in_chunks(text: &str, size: usize) -> Result<Vec<Value>, String> {

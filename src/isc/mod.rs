@@ -10,6 +10,7 @@ mod array;
 mod auth;
 pub mod client;
 pub mod error;
+mod fast_element;
 pub mod model;
 mod pacer;
 mod request;
@@ -23,3 +24,16 @@ pub use client::{
 };
 pub use error::IscError;
 pub use model::{Owner, ReadInstant, Token, TokenSummary};
+
+/// Parses a whole listing body of full tokens as a response whose body arrives in one
+/// chunk, for the listing parse benchmark.
+#[doc(hidden)]
+pub fn parse_token_listing(body: &[u8]) -> Result<Vec<Token>, String> {
+    array::parse_whole(body)
+}
+
+/// Parses a whole listing body into summaries, as [`parse_token_listing`] does tokens.
+#[doc(hidden)]
+pub fn parse_summary_listing(body: &[u8]) -> Result<Vec<TokenSummary>, String> {
+    array::parse_whole(body)
+}

@@ -188,7 +188,7 @@ impl<'de> serde::de::Visitor<'de> for OptionalInstantVisitor {
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` exactly; returns `None` for any other text,
 /// which then goes to chrono's parser.
-fn parse_utc_fast(text: &str) -> Option<DateTime<Utc>> {
+pub(super) fn parse_utc_fast(text: &str) -> Option<DateTime<Utc>> {
     let bytes = text.as_bytes();
     if bytes.len() < 20 || bytes.len() > 30 || *bytes.last()? != b'Z' {
         return None;

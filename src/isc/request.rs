@@ -33,6 +33,7 @@ use super::array::ArrayParser;
 use super::auth::{CachedToken, parse_token_response};
 use super::client::Inner;
 use super::error::{MAX_MESSAGE_CHARS, bounded};
+use super::fast_element::FastElement;
 use super::model::TokenSummary;
 use super::retry::{
     StatusRetry, backoff_delay, classify_status, parse_retry_after, rate_limited_delay,
@@ -427,7 +428,7 @@ async fn send(
 /// Feeds the body to `parser` chunk by chunk. The outer error is a transport failure. The
 /// inner one is a body that is not a JSON array of tokens, and reading stops at the first
 /// invalid element.
-async fn parse_list<T: serde::de::DeserializeOwned>(
+async fn parse_list<T: serde::de::DeserializeOwned + FastElement>(
     response: &mut reqwest::Response,
 ) -> Result<Result<Vec<T>, String>, reqwest::Error> {
     let mut parser = ArrayParser::new();
