@@ -296,7 +296,9 @@ impl<T: DeserializeOwned + FastElement> ArrayParser<T> {
 }
 
 /// Parses a whole body that arrived in one chunk.
-pub(super) fn parse_whole<T: DeserializeOwned + FastElement>(body: &[u8]) -> Result<Vec<T>, String> {
+pub(super) fn parse_whole<T: DeserializeOwned + FastElement>(
+    body: &[u8],
+) -> Result<Vec<T>, String> {
     let mut parser = ArrayParser::new();
     parser.reserve_for_body(body.len() as u64);
     parser.feed(body)?;

@@ -89,7 +89,7 @@ fn gives_up_on_what_it_does_not_handle() {
         assert!(Token::read_fast(text).is_none(), "{text}");
         agrees::<Token>(text);
     }
-    // serde_json reads the deep value and the escapes; the fast reader leaves them to it.
+    // serde_json reads the escapes and the deep value, which the fast reader leaves to it.
     assert!(serde_read::<Token>(&cases[0]).is_some());
     assert!(serde_read::<Token>(&cases[9]).is_some());
 }
@@ -151,7 +151,7 @@ fn agrees_with_serde_json_one_edit_away() {
 }
 
 #[test]
-fn special_byte_finds_the_first_quote_backslash_or_control() {
+fn special_byte_matches_naive_scan() {
     let naive = |bytes: &[u8]| {
         bytes
             .iter()
