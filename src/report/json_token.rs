@@ -98,7 +98,7 @@ fn push_number(out: &mut String, value: u32) {
     write!(out, "{value}").expect("writing to a String succeeds");
 }
 
-fn push_instant(out: &mut String, value: Option<Instant>) {
+pub(crate) fn push_instant(out: &mut String, value: Option<Instant>) {
     match value {
         Some(instant) => {
             out.push('"');
@@ -109,14 +109,14 @@ fn push_instant(out: &mut String, value: Option<Instant>) {
     }
 }
 
-fn push_optional_string(out: &mut String, value: Option<&str>) {
+pub(crate) fn push_optional_string(out: &mut String, value: Option<&str>) {
     match value {
         Some(text) => push_string(out, text),
         None => out.push_str("null"),
     }
 }
 
-fn push_strings(out: &mut String, values: &[String]) {
+pub(crate) fn push_strings(out: &mut String, values: &[String]) {
     out.push('[');
     for (index, value) in values.iter().enumerate() {
         if index > 0 {
@@ -129,7 +129,7 @@ fn push_strings(out: &mut String, values: &[String]) {
 
 /// Appends `text` as a JSON string, escaped as serde_json escapes it: quotes, backslashes
 /// and control characters, with the short forms where JSON has one.
-pub(super) fn push_string(out: &mut String, text: &str) {
+pub(crate) fn push_string(out: &mut String, text: &str) {
     out.push('"');
     // Most strings need no escape. The check has no early exit, so the compiler can test
     // several bytes at a time.

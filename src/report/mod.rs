@@ -20,6 +20,7 @@ pub use csv::render_csv;
 pub use explain::render_explanation;
 pub use instant::{Instant, instant, serialize_instant, serialize_optional_instant};
 pub use json::{render_json, to_json};
+pub(crate) use json_token::{push_instant, push_optional_string, push_string, push_strings};
 pub use load::{LoadError, run_from_json};
 pub use markdown::{EXEMPTION_DAYS, REASON_PLACEHOLDER, render_markdown};
 pub use reason::reason;

@@ -455,7 +455,11 @@ impl AuditLog {
     pub fn append_token_event(&mut self, event: TokenEvent<'_>) -> Result<(), StateError> {
         let at = event.at;
         self.append_with(at, false, move |line, prev| {
-            serde_json::to_writer(line, &TokenEvent { prev, ..event })
+            // The buffer is empty, so it is valid UTF-8 and becomes a String without a copy.
+            let mut text = String::from_utf8(std::mem::take(line)).unwrap_or_default();
+            event.push_json(prev, &mut text);
+            *line = text.into_bytes();
+            Ok(())
         })
     }
 
