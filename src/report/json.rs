@@ -313,10 +313,9 @@ pub fn render_json(run: &Run, out: &mut dyn Write) -> io::Result<()> {
     out.write_all(b",\n  \"tokens\": [")?;
 
     let mut page = String::with_capacity(PAGE_BYTES + 4096);
-    let mut scratch = String::new();
     for (index, result) in run.tokens.iter().enumerate() {
         page.push_str(if index == 0 { "\n    " } else { ",\n    " });
-        push_token(run, result, &mut page, &mut scratch);
+        push_token(run, result, &mut page);
         if page.len() >= PAGE_BYTES {
             out.write_all(page.as_bytes())?;
             page.clear();

@@ -14,13 +14,7 @@ use super::Instant;
 use super::reason::Reason;
 
 /// Appends the entry of `result` to `out` as one line of JSON, without a line break.
-/// `scratch` is working space kept between calls.
-pub(super) fn push_token(
-    run: &Run,
-    result: TokenResult<'_>,
-    out: &mut String,
-    scratch: &mut String,
-) {
+pub(super) fn push_token(run: &Run, result: TokenResult<'_>, out: &mut String) {
     let token = &result.token;
     out.push_str("{\"access_token_validity_seconds\":");
     push_number(out, token.access_token_validity_seconds());
@@ -78,9 +72,9 @@ pub(super) fn push_token(
     out.push(']');
 
     out.push_str(",\"reason\":");
-    scratch.clear();
-    write!(scratch, "{}", Reason { run, result }).expect("writing to a String succeeds");
-    push_string(out, scratch);
+    out.push('"');
+    write!(Escaped(out), "{}", Reason { run, result }).expect("writing to a String succeeds");
+    out.push('"');
 
     out.push_str(",\"rules\":");
     push_strings(out, &result.rules);
@@ -131,6 +125,23 @@ pub(crate) fn push_strings(out: &mut String, values: &[String]) {
 /// and control characters, with the short forms where JSON has one.
 pub(crate) fn push_string(out: &mut String, text: &str) {
     out.push('"');
+    push_escaped(out, text);
+    out.push('"');
+}
+
+/// A writer that appends what it is given to a String as the content of a JSON string, so
+/// that a `Display` value is escaped as it is written, without a copy.
+struct Escaped<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        push_escaped(self.0, text);
+        Ok(())
+    }
+}
+
+/// Appends `text` escaped as the content of a JSON string, as [`push_string`] does.
+fn push_escaped(out: &mut String, text: &str) {
     // Most strings need no escape. The check has no early exit, so the compiler can test
     // several bytes at a time.
     let needs_escape = text.bytes().fold(false, |found, byte| {
@@ -156,7 +167,6 @@ pub(crate) fn push_string(out: &mut String, text: &str) {
     } else {
         out.push_str(text);
     }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -259,7 +259,12 @@ pub fn plan(
         .filter(|(_, assessment)| assessment.outcome == Outcome::Due)
         .map(|(index, _)| index)
         .collect();
-    due.sort_by(|a, b| deletion_order_key(&tokens[*a]).cmp(&deletion_order_key(&tokens[*b])));
+    // The order decides which tokens stay due and the order of the deletes. A dry run that
+    // keeps every due token, or a tripped breaker, needs neither, and sorting the 35,000 due
+    // tokens of a large tenant took about 1.5% of such a run.
+    if breaker.is_none() && (!dry_run || due.len() > settings.max_deletions_per_run) {
+        due.sort_by(|a, b| deletion_order_key(&tokens[*a]).cmp(&deletion_order_key(&tokens[*b])));
+    }
 
     if breaker.is_some() {
         for index in due {
