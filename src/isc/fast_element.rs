@@ -14,11 +14,31 @@
 
 use chrono::{DateTime, Utc};
 
-use super::model::{Owner, Token, TokenSummary, parse_utc_fast};
+use super::model::{Owner, Token, TokenSummary, parse_utc_fast, parse_utc_fast_bytes};
 
 /// Deepest nesting of arrays and objects the fast reader skips inside an unknown field.
 /// serde_json allows 128 levels, so deeper values go to it.
 const MAX_DEPTH: usize = 16;
+
+/// Members of a listed token, in the order the API sends them.
+const TOKEN_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "scope",
+    "owner",
+    "created",
+    "lastUsed",
+    "managed",
+    "accessTokenValiditySeconds",
+    "expirationDate",
+    "userAwareTokenNeverExpires",
+];
+
+/// Members of a token's owner, in the order the API sends them.
+const OWNER_KEYS: &[&str] = &["type", "id", "name"];
+
+/// Length of a timestamp in the API's form, `"YYYY-MM-DDTHH:MM:SS.sssZ"` with its quotes.
+const API_TIMESTAMP_LENGTH: usize = 26;
 
 /// A listing element that can be read without serde_json.
 pub(crate) trait FastElement: Sized {
@@ -42,7 +62,7 @@ impl FastElement for Token {
         let mut validity = None;
         let mut expiration_date = None;
         let mut never_expires = None;
-        cursor.object(|cursor, key| match key {
+        cursor.object(TOKEN_KEYS, |cursor, key| match key {
             "id" => set(&mut id, cursor.string()?.to_owned()),
             "name" => set(&mut name, cursor.string()?.to_owned()),
             "scope" => set(&mut scope, cursor.optional(Cursor::string_list)?),
@@ -82,7 +102,7 @@ impl FastElement for TokenSummary {
         let mut created = None;
         let mut last_used = None;
         let mut expiration_date = None;
-        cursor.object(|cursor, key| match key {
+        cursor.object(TOKEN_KEYS, |cursor, key| match key {
             "id" => set(&mut id, cursor.string()?.to_owned()),
             "name" => set(&mut name, cursor.skip_value(MAX_DEPTH)?),
             "owner" => set(&mut owner, cursor.skip_value(MAX_DEPTH)?),
@@ -210,7 +230,37 @@ impl<'a> Cursor<'a> {
 
     /// Reads a timestamp in the API's form. Another form goes to serde_json and chrono.
     fn instant(&mut self) -> Option<DateTime<Utc>> {
+        self.peek()?;
+        // The API's form is parsed in place, without a search for the closing quote: the
+        // parser accepts only digits and `-T:.Z`, so no quote, escape or control character
+        // can lie between the two quotes it checks.
+        if let Some(quoted) = self.bytes().get(self.at..self.at + API_TIMESTAMP_LENGTH)
+            && quoted[0] == b'"'
+            && quoted[API_TIMESTAMP_LENGTH - 1] == b'"'
+            && let Some(instant) = parse_utc_fast_bytes(&quoted[1..API_TIMESTAMP_LENGTH - 1])
+        {
+            self.at += API_TIMESTAMP_LENGTH;
+            return Some(instant);
+        }
         parse_utc_fast(self.string()?)
+    }
+
+    /// Reads the key of an object member. `expected` is the key the API sends at this
+    /// place. Comparing it first spares the search for the end of the string.
+    fn key(&mut self, expected: Option<&'static str>) -> Option<&'a str> {
+        self.peek()?;
+        if let Some(expected) = expected {
+            let end = self.at + 1 + expected.len();
+            let rest = self.bytes();
+            if rest.get(end) == Some(&b'"')
+                && rest[self.at] == b'"'
+                && &rest[self.at + 1..end] == expected.as_bytes()
+            {
+                self.at = end + 1;
+                return Some(expected);
+            }
+        }
+        self.string()
     }
 
     /// Reads an array of strings into a vector without spare capacity.
@@ -227,7 +277,7 @@ impl<'a> Cursor<'a> {
     fn owner(&mut self) -> Option<Owner> {
         let mut id = None;
         let mut name = None;
-        self.object(|cursor, key| match key {
+        self.object(OWNER_KEYS, |cursor, key| match key {
             "id" => set(
                 &mut id,
                 cursor.optional(|cursor| cursor.string().map(str::to_owned))?,
@@ -245,16 +295,23 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads an object, calling `member` with each key once the cursor is at its value.
-    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    /// `keys` are the keys the API sends, in its order.
+    fn object(
+        &mut self,
+        keys: &[&'static str],
+        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.at += 1;
             return Some(());
         }
+        let mut index = 0;
         loop {
-            let key = self.string()?;
+            let key = self.key(keys.get(index).copied())?;
             self.eat(b':')?;
             member(self, key)?;
+            index += 1;
             match self.peek()? {
                 b',' => self.at += 1,
                 b'}' => {
@@ -290,7 +347,7 @@ impl<'a> Cursor<'a> {
     fn skip_value(&mut self, depth: usize) -> Option<()> {
         match self.peek()? {
             b'"' => self.string().map(drop),
-            b'{' if depth > 0 => self.object(|cursor, _| cursor.skip_value(depth - 1)),
+            b'{' if depth > 0 => self.object(&[], |cursor, _| cursor.skip_value(depth - 1)),
             b'[' if depth > 0 => self.array(|cursor| cursor.skip_value(depth - 1)),
             b't' => self.word("true"),
             b'f' => self.word("false"),

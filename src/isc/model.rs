@@ -189,7 +189,12 @@ impl<'de> serde::de::Visitor<'de> for OptionalInstantVisitor {
 /// Parses `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` exactly; returns `None` for any other text,
 /// which then goes to chrono's parser.
 pub(super) fn parse_utc_fast(text: &str) -> Option<DateTime<Utc>> {
-    let bytes = text.as_bytes();
+    parse_utc_fast_bytes(text.as_bytes())
+}
+
+/// Parses like [`parse_utc_fast`], from bytes. Every byte it accepts is an ASCII digit or
+/// one of `-T:.Z`.
+pub(super) fn parse_utc_fast_bytes(bytes: &[u8]) -> Option<DateTime<Utc>> {
     if bytes.len() < 20 || bytes.len() > 30 || *bytes.last()? != b'Z' {
         return None;
     }
@@ -198,19 +203,22 @@ pub(super) fn parse_utc_fast(text: &str) -> Option<DateTime<Utc>> {
     if separators.iter().any(|&(at, byte)| bytes[at] != byte) {
         return None;
     }
-    let number = |from: usize, to: usize| -> Option<u32> {
-        bytes[from..to].iter().try_fold(0u32, |value, byte| {
-            byte.is_ascii_digit()
-                .then(|| value * 10 + u32::from(byte - b'0'))
-        })
+    let digit = |at: usize| {
+        let value = bytes[at].wrapping_sub(b'0');
+        (value < 10).then_some(u32::from(value))
     };
+    let pair = |at: usize| Some(digit(at)? * 10 + digit(at + 1)?);
 
-    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
-    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    let (year, month, day) = (pair(0)? * 100 + pair(2)?, pair(5)?, pair(8)?);
+    let (hour, minute, second) = (pair(11)?, pair(14)?, pair(17)?);
     let nanos = match &bytes[19..bytes.len() - 1] {
         [] => 0,
         [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            number(20, 20 + digits.len())? * 10u32.pow(9 - digits.len() as u32)
+            let mut fraction = 0;
+            for at in 20..20 + digits.len() {
+                fraction = fraction * 10 + digit(at)?;
+            }
+            fraction * 10u32.pow(9 - digits.len() as u32)
         }
         _ => return None,
     };
