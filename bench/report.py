@@ -264,11 +264,11 @@ def targets_section(results):
         runs = entry["runs"]["patrol"]
         cpu = median(runs, "cpu_s")
         if cpu >= SCALE_TARGET_CPU_S:
-            # Measured by hand on the day of the last full run. serde_json's parse of the three
-            # listings is 95 ms for the full listing plus 88.5% of 50 ms for the summaries
+            # Measured by hand on the day of the last full run. patrol's parse of the three
+            # listings is 69 ms for the full listing plus 88.5% of 39 ms for the summaries
             # (medians of `cargo bench --bench listing_parse`). The kernel's receiving of them
-            # is 9% of the perf samples of a 0.43 s run.
-            parse_s, receive_s = 0.14, 0.04
+            # is 4.7% of the perf samples of a 0.35 s run.
+            parse_s, receive_s = 0.10, 0.02
             lines += [
                 "The CPU target is open for first and later runs. A first dry run of 100,000 tokens "
                 "receives and parses "
@@ -277,26 +277,30 @@ def targets_section(results):
                 "record per token flagged for deletion for the first time (about 35,000, 26 MB). "
                 "The audit trail requires the stored report and these records, with the full "
                 "metadata of each token. [Scale](#scale-listing-and-judging-large-tenants) splits "
-                "the time by step: the listings take over 40% of it. This machine's speed drifts "
+                "the time by step: the listings take about 37% of it. This machine's speed drifts "
                 "from day to day, so this run's seconds can differ from the figures under "
-                "[Changes](#changes-the-measurements-led-to), which were measured by hand on "
-                "other days. The ratios to the peer in the Scale tables come from this run alone.",
+                "[Changes](#changes-the-measurements-led-to), which were measured by hand, most of "
+                "them on other days. The ratios to the peer in the Scale tables come from this run alone.",
                 "",
-                f"serde_json by itself needs about {fmt(parse_s)} s to parse the listings, without "
-                "any of patrol's own code. `cargo bench --bench listing_parse` gives 95 ms for the "
-                "full listing of 100,000 tokens and 50 ms for 100,000 summaries, of which this "
-                f"tenant's filtered listings return 88,500. The kernel needs about {fmt(receive_s)} s "
+                f"patrol's listing reader needs about {fmt(parse_s)} s to parse the listings. "
+                "`cargo bench --bench listing_parse` gives 69 ms for the full listing of 100,000 "
+                "tokens and 39 ms for 100,000 summaries, of which this tenant's filtered listings "
+                f"return 88,500. The kernel needs about {fmt(receive_s)} s "
                 f"more to receive them. That leaves about {fmt(SCALE_TARGET_CPU_S - parse_s - receive_s)} s "
                 f"of the {SCALE_TARGET_CPU_S} s for everything else, which takes about "
                 f"{fmt(cpu - parse_s - receive_s)} s in this run: judging, the audit records, the "
                 "stored report, the state file, and starting and ending the process. The parse and "
                 "receive times are measured by hand, and the run's CPU by the benchmark.",
                 "",
-                "A reader written for this one format was tried in place of serde_json: it compared "
-                "keys as bytes and copied strings straight from the received chunks. Measured together, "
-                "it parsed the full listing in 101 ms and serde_json parsed the same bytes in 97 ms, "
-                "so it was left out. "
-                "Getting under the target would now take a run that stores less, which was not done.",
+                "A first reader written for this one format was tried in place of serde_json: it "
+                "compared keys as bytes and copied strings straight from the received chunks. "
+                "Measured together, it parsed the full listing in 101 ms and serde_json parsed the "
+                "same bytes in 97 ms, so it was left out. The reader now in use is described in the "
+                "bullet \"Listing elements read without serde_json when they have the API's form\" "
+                "under [Changes](#changes-the-measurements-led-to). Getting under the target would "
+                "now take a run that stores less or faults in less fresh memory, which was not "
+                "done. The stored report and the audit records are about a third of a first run's "
+                "samples, and faults about an eighth.",
                 "",
             ]
         if median(runs, "maxrss_mib") >= SCALE_TARGET_RSS_MIB:
@@ -473,27 +477,27 @@ def scale_section(results, plot):
               "lengths gave 93.5 to 95.3 MiB and others 88 to 89.5 MiB.", ""]
     lines += [
         "Where patrol's CPU time goes in a first dry run of 100,000 tokens, as shares of the "
-        "samples of `perf record -F 8000 --call-graph dwarf` on a build with line tables. This "
-        "table is static text, the mean of three runs measured by hand on the machine above "
-        "with jemalloc, and not by the benchmark. Such a run then took about 0.41 s of CPU by "
-        "`/usr/bin/time`. That was before the changes of the bullet \"Listings parsed as "
-        "strings, fewer copies\" under [Changes](#changes-the-measurements-led-to), which took "
-        "about 0.05 s off, mostly from the listing and audit record rows.",
+        "samples of `perf record -F 8000 --call-graph dwarf,32768` on a build with line tables. "
+        "This table is static text, the pooled samples of three runs measured by hand on the "
+        "machine above on the day of the last full run, and not by the benchmark. Such a run "
+        "took about 0.35 s of CPU. Each sample counts in the first row whose code is on its "
+        "stack, from the top of the table down.",
         "",
         "| step | share of samples | what it does |",
         "| --- | --- | --- |",
-        "| listing, receiving | 9% | the kernel's copies of about 70 MB of listings, in the runtime's worker threads |",
-        "| listing, full | 23% | 40 MB parsed into 100,000 tokens |",
-        "| listing, filtered | 11% | 30 MB parsed, the id and `lastUsed` of 88,500 tokens kept |",
-        "| judging | 10% | rules, exemptions, protections, grace, breakers, first-flagged times and decisions |",
-        "| audit records | 13% | 35,000 `token_flagged` records serialized, hashed and written; first runs only |",
-        "| state file | 3.5% | the first-flagged times of 35,000 tokens, written and synced |",
-        "| stored JSON report | 14.5% | 60 MB rendered, written and synced |",
-        "| the rest | 16% | process start and exit, the runtime's scheduling, the report's copy to stdout |",
+        "| listing, receiving | 4.7% | the kernel's copies of about 70 MB of listings, in the runtime's worker threads |",
+        "| listing, filtered | 11.8% | 30 MB parsed, the id and `lastUsed` of 88,500 tokens kept |",
+        "| listing, full | 20.2% | 40 MB parsed into 100,000 tokens |",
+        "| audit records | 14.4% | 35,000 `token_flagged` records formatted, hashed and written; first runs only |",
+        "| state file | 1.8% | the first-flagged times of 35,000 tokens, written and synced |",
+        "| stored JSON report | 19.3% | 60 MB rendered, written and synced, and copied to stdout |",
+        "| judging and merging | 20.3% | the listings merged and cross-checked; rules, exemptions, protections, grace, breakers, first-flagged times and decisions |",
+        "| the rest | 7.5% | process start and exit, the runtime's scheduling |",
         "",
-        "28% of the samples are in the kernel: besides receiving the listings, writing the "
-        "files (7%) and faulting in fresh memory (10%). Inside each step the time spreads over "
-        "serde_json, the allocator, SHA-256 and the kernel's copies. `cargo bench --bench "
+        "31% of the samples are in the kernel: besides receiving the listings, writing and "
+        "syncing the files (10%) and faulting in fresh memory (12.5%). Inside each step the "
+        "time spreads over the listing reader, the allocator, SHA-256 and the kernel's copies. "
+        "`cargo bench --bench "
         "listing_parse` times serde_json on a listing of 100,000 tokens built in memory, "
         "checked once as UTF-8 and parsed as a string. Each figure is the median of 7 parses, "
         "measured on the day of the last full run. serde_json took 30 ms to read every element "
@@ -769,9 +773,9 @@ def changes_section():
         "(`src/isc/fast_element.rs`, `src/state/token_event.rs`, `src/report/json_token.rs`, "
         "`src/safety/mod.rs`). A reader for the form the API sends (objects whose strings have "
         "no escape and whose timestamps end in `Z`) reads each element of the three listings. "
-        "It first compares the key the API sends at each place, finds the end of other strings "
-        "eight bytes at a time, parses timestamps between quotes at fixed places, and borrows "
-        "strings from the chunk, which was checked once as UTF-8. At anything else (an escape, "
+        "It first compares the key the API sends at each place and finds the end of other "
+        "strings eight bytes at a time. It parses timestamps between quotes at fixed places and "
+        "borrows strings from the chunk, which was checked once as UTF-8. At anything else (an escape, "
         "a repeated field, a value of another type, another timestamp form, the end of a chunk) "
         "it gives up, and serde_json parses the element as before. So serde_json still decides "
         "what is valid and writes every error message. A test compares both readers on every "
