@@ -145,13 +145,14 @@ def render(results, plots):
         f"Python SDK (`sailpoint` {machine['sailpoint']} from PyPI), both against the simulated tenant "
         "(`patrol sim`) on 127.0.0.1, measured side by side in one run. The command in "
         "[Reproducing](#reproducing) wrote every table below from the numbers of that run, "
-        "except the figures measured by hand, which say so where they appear. These are the "
-        "CPU split by step, and the parse and receive times in the paragraphs after the "
+        "except the tables and figures measured by hand, which say so where they appear. These "
+        "are the table of the CPU split by step, which is fixed text in `bench/report.py`, and the parse and receive times in the paragraphs after the "
         "targets table that explain the open CPU target. They are also the daemon's memory with glibc's allocator, how its idle "
         "memory splits, the peaks by path length, and the figures in "
         "[Changes](#changes-the-measurements-led-to). "
-        f"Each cell is the median of {reps} {'repetition' if reps == 1 else 'repetitions'} with the range in brackets, unless "
-        "the table says it holds totals or pooled values.",
+        f"A cell with a range in brackets is the median of {reps} {'repetition' if reps == 1 else 'repetitions'} and their range. "
+        "A cell without one is such a median whose range another table shows, or a total, "
+        "a pooled value or a ratio of medians, as the table says.",
         "",
     ]
     if results["smoke"]:
@@ -322,7 +323,7 @@ def targets_section(results):
             "Measured by hand, about 9.5 to 10 MiB of the idle daemon's resident memory is code "
             "and read-only data mapped from disk: patrol's binary, nearly all of whose code a "
             "run has touched, and the C library. The heap, the relocated data and the threads' "
-            "stacks take the other 5 to 6 MiB. The allocator settings and the smaller build "
+            "stacks take the rest. The allocator settings and the smaller build "
             "that were tried are in [Changes](#changes-the-measurements-led-to).",
             "",
         ]
@@ -468,12 +469,12 @@ def scale_section(results, plot):
         )
         previous = (size, cpu, rss)
     lines += ["", "Per-token figures include the fixed cost of starting the process, which weighs most on "
-              "the small tenants' memory and on the peer's CPU. The peak of one run differs from "
-              "the next by several MiB. Measured by hand, three first runs of 100,000 tokens at "
+              "the small tenants' memory and on the peer's CPU. In this run the peaks of one size "
+              "stayed within about 1.5 MiB of each other. Measured by hand on an earlier day, three first runs of 100,000 tokens at "
               "each of three lengths of the state directory's path peaked between 89 and 97 MiB, "
               "with no pattern by length. That was before the changes of the bullet \"Listings "
-              "parsed as strings, fewer copies\" under [Changes](#changes-the-measurements-led-to), "
-              "which lowered the peak. With glibc's allocator, before jemalloc, some path "
+              "parsed as strings, fewer copies\" under [Changes](#changes-the-measurements-led-to). "
+              "With glibc's allocator, before jemalloc, some path "
               "lengths gave 93.5 to 95.3 MiB and others 88 to 89.5 MiB.", ""]
     lines += [
         "Where patrol's CPU time goes in a first dry run of 100,000 tokens, as shares of the "
@@ -581,7 +582,7 @@ def daemon_section(results):
             "",
             "Measured by hand from /proc/PID/status after such a run, about 9.5 to 10 MiB of the "
             "idle figure is file-backed (RssFile): the binary's code and read-only data and the "
-            "C library, mapped from disk. The other 5 to 6 MiB (RssAnon) are the heap, the "
+            "C library, mapped from disk. The rest (RssAnon) is the heap, the "
             "threads' stacks and the relocated data that every position-independent binary "
             "carries.",
             "",
@@ -621,7 +622,7 @@ def changes_section():
         "## Changes the measurements led to",
         "",
         "The first measurements missed every target. These changes followed, each measured "
-        "on the machine above before and after. The bullets were measured on different days, "
+        "on the machine above before and after. Most bullets were measured on different days, "
         "and this machine's speed drifts from day to day, so one bullet's figure after a change "
         "need not equal the next bullet's figure before it:",
         "",
@@ -765,7 +766,7 @@ def changes_section():
         "Later dry runs of 100,000 tokens: 2.55 down to 2.20 billion instructions "
         "(`valgrind --tool=callgrind`), and 0.419 s down to 0.378 s of CPU. First dry runs: "
         "0.427 s down to 0.405 s. Each CPU figure is the median of 11 runs per build, the "
-        "builds taken in turn. They were measured on the day of this page's full run. That "
+        "builds taken in turn. They were measured on the day of the full run at `c35b009`. That "
         "day this machine ran about 30% slower than on the day of the bullet before. The peer "
         "took 2.64 s of CPU for 100,000 tokens in a full run that day (at `c35b009`), against "
         "1.97 s in the full run of the day of the bullet before.",
@@ -775,7 +776,7 @@ def changes_section():
         "no escape and whose timestamps end in `Z`) reads each element of the three listings. "
         "It first compares the key the API sends at each place and finds the end of other "
         "strings eight bytes at a time. It parses timestamps between quotes at fixed places and "
-        "borrows strings from the chunk, which was checked once as UTF-8. At anything else (an escape, "
+        "reads strings in place in the chunk, which was checked once as UTF-8, and copies only those it keeps. At anything else (an escape, "
         "a repeated field, a value of another type, another timestamp form, the end of a chunk) "
         "it gives up, and serde_json parses the element as before. So serde_json still decides "
         "what is valid and writes every error message. A test compares both readers on every "

@@ -1,7 +1,7 @@
-//! The cost of parsing a large listing with serde_json, apart from everything else a run does.
+//! The cost of parsing a large listing, apart from everything else a run does.
 //!
 //! `cargo bench --bench listing_parse [-- TOKENS]` builds a listing of TOKENS tokens (default
-//! 100,000) shaped like the API's, then parses it whole, several times, four ways:
+//! 100,000) shaped like the API's, then parses it whole, several times, six ways:
 //! - `validate`: every element read and dropped (`IgnoredAny`), the least any JSON parser
 //!   built on serde_json can do;
 //! - `summaries`: id and last use of each token, as patrol reads the `lastUsed le` and
@@ -9,7 +9,10 @@
 //! - `tokens`: every field, as patrol reads the full listing;
 //! - `tokens, bytes`: the same from bytes, which makes serde_json check each string as
 //!   UTF-8, where the three above check the whole text once and parse it as a string, as
-//!   patrol does.
+//!   patrol does;
+//! - `patrol, sums` and `patrol, tokens`: the summaries and the tokens as a run reads them,
+//!   with patrol's listing reader, which falls back to serde_json for elements outside the
+//!   API's usual form.
 //!
 //! Times are wall-clock times of one thread, which equal its CPU time here. The first
 //! repetition writes to fresh memory, and the later ones reuse the memory that the earlier

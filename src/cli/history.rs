@@ -181,8 +181,16 @@ fn describe_token(tenant: &str, token: &TokenRecord, out: &mut dyn Write) -> std
         "tenant {tenant}, token {} {:?}, owned by {} ({})",
         token.id,
         token.name,
-        token.owner.name.as_deref().unwrap_or("(no name)"),
-        token.owner.id.as_deref().unwrap_or("no id")
+        token
+            .owner
+            .name
+            .as_deref()
+            .map_or("(no name)".into(), crate::report::printable),
+        token
+            .owner
+            .id
+            .as_deref()
+            .map_or("no id".into(), crate::report::printable)
     )?;
     let scope = token
         .scope

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::config::duration::format_duration;
 use crate::policy::explain_rule;
 
-use super::{instant, reason};
+use super::{instant, printable, reason};
 
 /// Writes, for one token, each rule with whether it matched and why, the protections, the
 /// exemptions, the grace state and the outcome.
@@ -18,12 +18,25 @@ pub fn render_explanation(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let token = &result.token;
-    writeln!(out, "token {} \"{}\"", token.id, token.name)?;
+    writeln!(
+        out,
+        "token {} \"{}\"",
+        printable(&token.id),
+        printable(&token.name)
+    )?;
     writeln!(
         out,
         "  owner {} ({})",
-        token.owner.name.as_deref().unwrap_or("(no name)"),
-        token.owner.id.as_deref().unwrap_or("(no id)")
+        token
+            .owner
+            .name
+            .as_deref()
+            .map_or("(no name)".into(), printable),
+        token
+            .owner
+            .id
+            .as_deref()
+            .map_or("(no id)".into(), printable)
     )?;
     writeln!(out, "  created {}", instant(token.created))?;
     match token.last_used {

@@ -124,8 +124,13 @@ fn header(run: &Run, out: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{} tokens listed: {} keep, {} report, {} delete.",
+        "{} {} listed: {} keep, {} report, {} delete.",
         run.listing.listed,
+        if run.listing.listed == 1 {
+            "token"
+        } else {
+            "tokens"
+        },
         run.count_verdict(Action::Keep),
         run.count_verdict(Action::Report),
         run.count_verdict(Action::Delete)

@@ -35,6 +35,24 @@ pub fn days_between(earlier: DateTime<Utc>, later: DateTime<Utc>) -> i64 {
 
 /// Returns the line printed in place of the list of flagged tokens when there are none. A run
 /// whose listing failed judged no token, which is not the same as flagging none.
+/// Returns `text` with each control character written as its escape (`\n`, `\u{1b}`), for
+/// text output to a terminal. Token names and owners come from the token's owner, and a raw
+/// control character would break a table or send an escape sequence to the terminal.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for character in text.chars() {
+        if character.is_control() {
+            shown.extend(character.escape_default());
+        } else {
+            shown.push(character);
+        }
+    }
+    std::borrow::Cow::Owned(shown)
+}
+
 pub(crate) fn no_flagged_tokens(run: &crate::audit::Run) -> &'static str {
     if run.tokens.is_empty() && run.listing.problem.is_some() {
         "No token was judged, because the listing failed."
@@ -60,6 +78,47 @@ pub(crate) fn outcome_counts(run: &crate::audit::Run) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::audit::Run;
+    use crate::policy::Action;
+
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(printable("ci-export é 😀"), "ci-export é 😀");
+        assert_eq!(printable("a\nb\tc"), "a\\nb\\tc");
+        assert_eq!(printable("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(printable("del\u{7f} c1\u{9b}"), "del\\u{7f} c1\\u{9b}");
+    }
+
+    #[test]
+    fn table_shows_control_characters_escaped() {
+        let token: crate::isc::Token = serde_json::from_value(serde_json::json!({
+            "id": "a1", "name": "evil\u{1b}]0;title\u{7}\nname",
+            "owner": {"id": "o1", "name": "own\rer"},
+            "created": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        let decision = crate::audit::Decision {
+            verdict: Action::Report,
+            outcome: crate::safety::Outcome::Reported,
+            rules: vec!["unused-90d".to_owned()],
+            protections: Vec::new(),
+            exemption: None,
+            first_flagged: None,
+            grace_until: None,
+            error: None,
+        };
+        let run = Run::example(vec![(token, decision)]);
+        let mut table = Vec::new();
+        render_table(&run, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(!table.contains('\u{1b}'), "{table}");
+        assert!(!table.contains('\r'), "{table}");
+        assert!(
+            table.contains("evil\\u{1b}]0;title\\u{7}\\nname"),
+            "{table}"
+        );
+        assert!(table.contains("own\\rer"), "{table}");
+        assert!(table.contains("\n1 token listed: "), "{table}");
+    }
 
     #[test]
     fn failed_listing_is_not_called_clean() {

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use crate::audit::Run;
 use crate::policy::Action;
 
-use super::{days_between, instant};
+use super::{days_between, instant, printable};
 
 /// Writes the flagged tokens of a run as aligned columns, then a summary.
 pub fn render_table(run: &Run, out: &mut dyn Write) -> io::Result<()> {
@@ -57,19 +57,15 @@ pub fn render_table(run: &Run, out: &mut dyn Write) -> io::Result<()> {
             let names: Vec<&str> = result.protections.iter().map(|p| p.as_str()).collect();
             outcome = format!("{outcome} ({})", names.join(", "));
         }
+        let owner = token.owner.name.as_ref().or(token.owner.id.as_ref());
         rows.push([
-            token.id.clone(),
-            token.name.clone(),
-            token
-                .owner
-                .name
-                .clone()
-                .or(token.owner.id.clone())
-                .unwrap_or_default(),
+            printable(&token.id).into_owned(),
+            printable(&token.name).into_owned(),
+            owner.map_or_else(String::new, |owner| printable(owner).into_owned()),
             last_used,
             result.verdict.to_string(),
             outcome,
-            result.rules.join(", "),
+            printable(&result.rules.join(", ")).into_owned(),
         ]);
     }
 
@@ -108,8 +104,13 @@ pub fn render_table(run: &Run, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{} tokens listed: {} keep, {} report, {} delete",
+        "{} {} listed: {} keep, {} report, {} delete",
         run.listing.listed,
+        if run.listing.listed == 1 {
+            "token"
+        } else {
+            "tokens"
+        },
         run.count_verdict(Action::Keep),
         run.count_verdict(Action::Report),
         run.count_verdict(Action::Delete)
