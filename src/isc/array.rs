@@ -219,7 +219,8 @@ impl<T: DeserializeOwned + FastElement> ArrayParser<T> {
             Some(valid) if start < valid.len() => {
                 let rest = &valid[start..];
                 if let Some((item, used)) = T::read_fast(rest) {
-                    // As below, an element that ends the text waits for the byte after it.
+                    // As on the serde_json path below, an element that ends exactly at the end
+                    // of the text waits for the byte after it.
                     if !at_end && used == rest.len() {
                         return Ok(None);
                     }

@@ -62,6 +62,7 @@ impl FastElement for Token {
         let mut validity = None;
         let mut expiration_date = None;
         let mut never_expires = None;
+
         cursor.object(TOKEN_KEYS, |cursor, key| match key {
             "id" => set(&mut id, cursor.string()?.to_owned()),
             "name" => set(&mut name, cursor.string()?.to_owned()),
@@ -77,6 +78,7 @@ impl FastElement for Token {
             }
             _ => cursor.skip_value(MAX_DEPTH),
         })?;
+
         let token = Token {
             id: id?,
             name: name?,
@@ -102,6 +104,7 @@ impl FastElement for TokenSummary {
         let mut created = None;
         let mut last_used = None;
         let mut expiration_date = None;
+
         cursor.object(TOKEN_KEYS, |cursor, key| match key {
             "id" => set(&mut id, cursor.string()?.to_owned()),
             "name" => set(&mut name, cursor.skip_value(MAX_DEPTH)?),
@@ -115,6 +118,7 @@ impl FastElement for TokenSummary {
         name?;
         owner?;
         created?;
+
         let summary = TokenSummary {
             id: id?,
             last_used: last_used.flatten(),

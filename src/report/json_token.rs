@@ -88,7 +88,7 @@ pub(super) fn push_token(run: &Run, result: TokenResult<'_>, out: &mut String) {
     out.push_str("\"}");
 }
 
-fn push_number(out: &mut String, value: u32) {
+pub(crate) fn push_number(out: &mut String, value: u32) {
     write!(out, "{value}").expect("writing to a String succeeds");
 }
 
@@ -129,8 +129,8 @@ pub(crate) fn push_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
-/// A writer that appends what it is given to a String as the content of a JSON string, so
-/// that a `Display` value is escaped as it is written, without a copy.
+/// Writer that appends what it receives to a String as the content of a JSON string, so a
+/// `Display` value is escaped as it is written, without a copy.
 struct Escaped<'a>(&'a mut String);
 
 impl std::fmt::Write for Escaped<'_> {

@@ -20,11 +20,15 @@ pub use csv::render_csv;
 pub use explain::render_explanation;
 pub use instant::{Instant, instant, serialize_instant, serialize_optional_instant};
 pub use json::{render_json, to_json};
-pub(crate) use json_token::{push_instant, push_optional_string, push_string, push_strings};
+pub(crate) use json_token::{
+    push_instant, push_number, push_optional_string, push_string, push_strings,
+};
 pub use load::{LoadError, run_from_json};
 pub use markdown::{EXEMPTION_DAYS, REASON_PLACEHOLDER, render_markdown};
 pub use reason::reason;
 pub use table::render_table;
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
@@ -38,19 +42,19 @@ pub fn days_between(earlier: DateTime<Utc>, later: DateTime<Utc>) -> i64 {
 /// Returns `text` with each control character written as its escape (`\n`, `\u{1b}`), for
 /// text output to a terminal. Token names and owners come from the token's owner, and a raw
 /// control character would break a table or send an escape sequence to the terminal.
-pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
+        return Cow::Borrowed(text);
     }
-    let mut shown = String::with_capacity(text.len() + 8);
+    let mut escaped = String::with_capacity(text.len() + 8);
     for character in text.chars() {
         if character.is_control() {
-            shown.extend(character.escape_default());
+            escaped.extend(character.escape_default());
         } else {
-            shown.push(character);
+            escaped.push(character);
         }
     }
-    std::borrow::Cow::Owned(shown)
+    Cow::Owned(escaped)
 }
 
 pub(crate) fn no_flagged_tokens(run: &crate::audit::Run) -> &'static str {

@@ -6,16 +6,14 @@
 //! and serializes to the same bytes as the [`Record`] with the same content, which a test
 //! checks, so readers of the log see no difference.
 
-use std::fmt::Write as _;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::log::{EventKind, ExemptionRecord};
 use crate::isc::Token;
 use crate::report::{
-    Instant, push_instant, push_optional_string, push_string, push_strings, serialize_instant,
-    serialize_optional_instant,
+    Instant, push_instant, push_number, push_optional_string, push_string, push_strings,
+    serialize_instant, serialize_optional_instant,
 };
 
 /// A record about one token, borrowing what it records. Its members are those of
@@ -110,7 +108,7 @@ impl TokenEvent<'_> {
         push_instant(out, token.expiration_date.map(Instant));
         out.push_str(",\"accessTokenValiditySeconds\":");
         match token.access_token_validity_seconds {
-            Some(seconds) => write!(out, "{seconds}").expect("writing to a String succeeds"),
+            Some(seconds) => push_number(out, seconds),
             None => out.push_str("null"),
         }
         out.push_str(",\"userAwareTokenNeverExpires\":");
