@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::Run;
 use super::listing::Listed;
+use super::{Run, Tally};
 use crate::config::Config;
 use crate::isc::Token;
 use crate::policy::Action;
@@ -210,7 +210,7 @@ pub(super) fn record_token_changes(
 }
 
 /// Counts the tokens of a run for its `run_finished` record.
-pub(super) fn run_counts(run: &Run) -> RunCounts {
+pub(super) fn run_counts(run: &Run, tally: &Tally) -> RunCounts {
     let mut counts = RunCounts {
         listed: run.listing.listed,
         recovered: run.recovered.len(),
@@ -219,10 +219,10 @@ pub(super) fn run_counts(run: &Run) -> RunCounts {
     for verdict in [Action::Keep, Action::Report, Action::Delete] {
         counts
             .by_verdict
-            .insert(verdict.as_str().to_owned(), run.count_verdict(verdict));
+            .insert(verdict.as_str().to_owned(), tally.verdict(verdict));
     }
     for outcome in Outcome::ALL {
-        let count = run.count(outcome);
+        let count = tally.outcome(outcome);
         if count > 0 {
             counts.by_outcome.insert(outcome.as_str().to_owned(), count);
         }

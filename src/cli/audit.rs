@@ -218,7 +218,7 @@ pub fn whole_seconds_now() -> DateTime<Utc> {
 pub fn run_exit_code(run: &Run) -> u8 {
     let code = if run.breaker.is_some() {
         exit::BREAKER
-    } else if run.count(Outcome::Failed) > 0 {
+    } else if run.tally().outcome(Outcome::Failed) > 0 {
         exit::INCOMPLETE
     } else {
         exit::OK

@@ -117,13 +117,14 @@ pub fn status_of(tenant: &str, result: &Result<Run, RunError>, ended: DateTime<U
     let at = ended.format("%Y-%m-%d %H:%M:%S UTC");
     match result {
         Ok(run) => {
+            let tally = run.tally();
             let mut line = format!(
                 "{tenant}: {} listed, {} to report, {} to delete, {} deleted, {} failed",
                 run.listing.listed,
-                run.count_verdict(Action::Report),
-                run.count_verdict(Action::Delete),
-                run.count(Outcome::Deleted) + run.count(Outcome::Gone),
-                run.count(Outcome::Failed),
+                tally.verdict(Action::Report),
+                tally.verdict(Action::Delete),
+                tally.outcome(Outcome::Deleted) + tally.outcome(Outcome::Gone),
+                tally.outcome(Outcome::Failed),
             );
             if let Some(breaker) = &run.breaker {
                 line.push_str(&format!(", breaker {} tripped", breaker.kind()));

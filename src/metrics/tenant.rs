@@ -59,7 +59,7 @@ impl RunResult {
     pub fn of(result: &Result<Run, RunError>) -> RunResult {
         match result {
             Ok(run) if run.breaker.is_some() => RunResult::Breaker,
-            Ok(run) if run.count(Outcome::Failed) > 0 => RunResult::Incomplete,
+            Ok(run) if run.tally().outcome(Outcome::Failed) > 0 => RunResult::Incomplete,
             Ok(_) => RunResult::Success,
             Err(RunError::Unreachable { source, .. }) => match source {
                 IscError::Authentication { .. } | IscError::Forbidden { .. } => {
@@ -280,13 +280,14 @@ impl TenantMetrics {
         self.last_run_duration = Some(duration);
 
         if let Ok(run) = result {
+            let tally = run.tally();
             // A token whose delete was not sent because the audit log was not writable
             // counts as failed too: both are deletes the run decided and did not do.
             for (index, outcome) in [Outcome::Deleted, Outcome::Gone, Outcome::Failed]
                 .into_iter()
                 .enumerate()
             {
-                self.deletions[index] += run.count(outcome) as u64;
+                self.deletions[index] += tally.outcome(outcome) as u64;
             }
             if kind.judged() {
                 self.last_success_end = Some(ended);

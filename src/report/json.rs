@@ -175,23 +175,16 @@ impl<'a> TokenView<'a> {
 }
 
 fn report(run: &Run, with_tokens: bool) -> Report<'_> {
-    // The counts are indexed by each enum's discriminant, because two map lookups by name
-    // per token are slow for a large run.
-    let mut verdicts = [0; 3];
-    let mut outcomes = [0; Outcome::ALL.len()];
-    for result in &run.tokens {
-        verdicts[result.verdict as usize] += 1;
-        outcomes[result.outcome as usize] += 1;
-    }
+    let tally = run.tally();
     let by_verdict: BTreeMap<&str, usize> = [Action::Keep, Action::Report, Action::Delete]
         .into_iter()
-        .map(|verdict| (verdict.as_str(), verdicts[verdict as usize]))
+        .map(|verdict| (verdict.as_str(), tally.verdict(verdict)))
         .collect();
     // `due` is listed only when some token is still due.
     let by_outcome: BTreeMap<&str, usize> = Outcome::ALL
         .into_iter()
-        .filter(|outcome| *outcome != Outcome::Due || outcomes[*outcome as usize] > 0)
-        .map(|outcome| (outcome.as_str(), outcomes[outcome as usize]))
+        .filter(|outcome| *outcome != Outcome::Due || tally.outcome(*outcome) > 0)
+        .map(|outcome| (outcome.as_str(), tally.outcome(outcome)))
         .collect();
 
     Report {

@@ -122,6 +122,7 @@ fn header(run: &Run, out: &mut dyn Write) -> io::Result<()> {
         code(&run.run_id),
         instant(run.as_of)
     )?;
+    let tally = run.tally();
     writeln!(
         out,
         "{} {} listed: {} keep, {} report, {} delete.",
@@ -131,11 +132,11 @@ fn header(run: &Run, out: &mut dyn Write) -> io::Result<()> {
         } else {
             "tokens"
         },
-        run.count_verdict(Action::Keep),
-        run.count_verdict(Action::Report),
-        run.count_verdict(Action::Delete)
+        tally.verdict(Action::Keep),
+        tally.verdict(Action::Report),
+        tally.verdict(Action::Delete)
     )?;
-    let outcomes = super::outcome_counts(run);
+    let outcomes = super::outcome_counts(&tally);
     if !outcomes.is_empty() {
         writeln!(out, "Outcomes: {}.", outcomes.join(", "))?;
     }

@@ -67,12 +67,12 @@ pub(crate) fn no_flagged_tokens(run: &crate::audit::Run) -> &'static str {
 
 /// Lists the non-zero outcome counts of a run, such as `8 grace`, in the order of
 /// [`Outcome::ALL`], leaving out kept tokens.
-pub(crate) fn outcome_counts(run: &crate::audit::Run) -> Vec<String> {
+pub(crate) fn outcome_counts(tally: &crate::audit::Tally) -> Vec<String> {
     crate::safety::Outcome::ALL
         .iter()
         .filter(|outcome| **outcome != crate::safety::Outcome::None)
         .filter_map(|outcome| {
-            let count = run.count(*outcome);
+            let count = tally.outcome(*outcome);
             (count > 0).then(|| format!("{count} {outcome}"))
         })
         .collect()

@@ -102,6 +102,7 @@ pub fn render_table(run: &Run, out: &mut dyn Write) -> io::Result<()> {
     }
 
     writeln!(out)?;
+    let tally = run.tally();
     writeln!(
         out,
         "{} {} listed: {} keep, {} report, {} delete",
@@ -111,11 +112,11 @@ pub fn render_table(run: &Run, out: &mut dyn Write) -> io::Result<()> {
         } else {
             "tokens"
         },
-        run.count_verdict(Action::Keep),
-        run.count_verdict(Action::Report),
-        run.count_verdict(Action::Delete)
+        tally.verdict(Action::Keep),
+        tally.verdict(Action::Report),
+        tally.verdict(Action::Delete)
     )?;
-    let outcomes = super::outcome_counts(run);
+    let outcomes = super::outcome_counts(&tally);
     if !outcomes.is_empty() {
         writeln!(out, "outcomes: {}", outcomes.join(", "))?;
     }
