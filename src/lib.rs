@@ -28,6 +28,7 @@ pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod isc;
+mod json_text;
 pub mod logging;
 pub mod metrics;
 pub mod policy;

@@ -15,6 +15,7 @@
 use chrono::{DateTime, Utc};
 
 use super::model::{Owner, Token, TokenSummary, parse_utc_fast, parse_utc_fast_bytes};
+use crate::json_text::special_byte;
 
 /// Deepest nesting of arrays and objects the fast reader skips inside an unknown field.
 /// serde_json allows 128 levels, so deeper values go to it.
@@ -400,34 +401,6 @@ impl<'a> Cursor<'a> {
         self.at = at;
         Some(())
     }
-}
-
-/// Returns the index of the first quote, backslash or control character in `bytes`.
-///
-/// Eight bytes are checked at a time. For each byte `b` of a word, `(b - k) & !b & 0x80`
-/// is nonzero when `b < k` and `b < 0x80`. With `k = 1` it finds zero bytes, and with
-/// `k = 0x20` control characters. A quote or a backslash becomes a zero byte once the word
-/// is XORed with it. A borrow can only mark bytes after the first true find, so the lowest
-/// marked byte is the first one sought.
-fn special_byte(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH_BITS: u64 = ONES * 0x80;
-    let below = |word: u64, bound: u64| word.wrapping_sub(ONES * bound) & !word & HIGH_BITS;
-    let words = bytes.chunks_exact(8);
-    let tail = words.remainder();
-    for (index, word) in words.enumerate() {
-        let word = u64::from_le_bytes(word.try_into().ok()?);
-        let found = below(word ^ (ONES * u64::from(b'"')), 1)
-            | below(word ^ (ONES * u64::from(b'\\')), 1)
-            | below(word, 0x20);
-        if found != 0 {
-            return Some(index * 8 + found.trailing_zeros() as usize / 8);
-        }
-    }
-    let checked = bytes.len() - tail.len();
-    tail.iter()
-        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
-        .map(|index| checked + index)
 }
 
 #[cfg(test)]

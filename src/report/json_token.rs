@@ -12,6 +12,7 @@ use crate::audit::{Run, TokenResult};
 
 use super::Instant;
 use super::reason::Reason;
+use crate::json_text::special_byte;
 
 /// Appends the entry of `result` to `out` as one line of JSON, without a line break.
 pub(super) fn push_token(run: &Run, result: TokenResult<'_>, out: &mut String) {
@@ -140,33 +141,28 @@ impl std::fmt::Write for Escaped<'_> {
     }
 }
 
-/// Appends `text` escaped as the content of a JSON string, as [`push_string`] does.
+/// Appends `text` escaped as the content of a JSON string, as [`push_string`] does. The
+/// runs between the bytes to escape are copied whole.
 fn push_escaped(out: &mut String, text: &str) {
-    // Most strings need no escape. The check has no early exit, so the compiler can test
-    // several bytes at a time.
-    let needs_escape = text.bytes().fold(false, |found, byte| {
-        found | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
-    });
-    if needs_escape {
-        for character in text.chars() {
-            match character {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\u{08}' => out.push_str("\\b"),
-                '\u{0c}' => out.push_str("\\f"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                control if control < ' ' => {
-                    write!(out, "\\u{:04x}", u32::from(control))
-                        .expect("writing to a String succeeds");
-                }
-                other => out.push(other),
+    let mut rest = text;
+    while let Some(at) = special_byte(rest.as_bytes()) {
+        // The byte at `at` is ASCII, so both `at` and `at + 1` are character boundaries.
+        out.push_str(&rest[..at]);
+        match rest.as_bytes()[at] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            control => {
+                write!(out, "\\u{control:04x}").expect("writing to a String succeeds");
             }
         }
-    } else {
-        out.push_str(text);
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
 }
 
 #[cfg(test)]
