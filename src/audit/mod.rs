@@ -445,8 +445,9 @@ async fn run_tenant_in_span(
             .map(|(id, first)| (id.as_str(), *first)),
     );
     let real_now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or(now);
+    let judge = config.policy.at(now);
     for token in &listed.tokens {
-        let judgment = config.policy.judge(token, now);
+        let judgment = judge.judge(token);
         let mut first_flagged = stored_times.get(token.id.as_str()).copied();
         stored_flags.push(first_flagged.is_some());
         // A forecast assumes a run at least daily from today on: a token that starts

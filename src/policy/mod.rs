@@ -110,12 +110,52 @@ pub struct Rule {
     pub matchers: Matchers,
 }
 
+/// The instants that the time conditions of one rule compare a token's dates with at one
+/// instant. Computing them once per run, not once per token and rule, spares a run of
+/// 100,000 tokens about a million date subtractions.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    now: DateTime<Utc>,
+    /// `now - last_used_older_than`: the last possible use must be before it.
+    unused_since: Option<DateTime<Utc>>,
+    /// `now - created_older_than`: the token must be created before it.
+    created_before: Option<DateTime<Utc>>,
+    /// `now + expires_within`: the token must expire by then.
+    expires_by: Option<DateTime<Utc>>,
+}
+
+impl Bounds {
+    fn of(matchers: &Matchers, now: DateTime<Utc>) -> Bounds {
+        Bounds {
+            now,
+            unused_since: matchers.last_used_older_than.map(|age| now - age),
+            created_before: matchers.created_older_than.map(|age| now - age),
+            expires_by: matchers.expires_within.map(|window| now + window),
+        }
+    }
+}
+
 impl Rule {
     /// Returns whether every condition of the rule holds for `token` at `now`.
     pub fn matches(&self, token: &Token, now: DateTime<Utc>) -> bool {
+        self.matches_within(
+            token,
+            last_possible_use(token),
+            &Bounds::of(&self.matchers, now),
+        )
+    }
+
+    /// [`Rule::matches`] with the bounds of `now` computed, and the token's
+    /// [`last_possible_use`].
+    fn matches_within(
+        &self,
+        token: &Token,
+        last_possible_use: Option<DateTime<Utc>>,
+        bounds: &Bounds,
+    ) -> bool {
         let m = &self.matchers;
-        if let Some(age) = m.last_used_older_than
-            && !unused_for(token, age, now)
+        if let Some(since) = bounds.unused_since
+            && !last_possible_use.is_some_and(|last| last < since)
         {
             return false;
         }
@@ -124,18 +164,20 @@ impl Rule {
         {
             return false;
         }
-        if let Some(age) = m.created_older_than
-            && token.created >= now - age
+        if let Some(before) = bounds.created_before
+            && token.created >= before
         {
             return false;
         }
-        if let Some(window) = m.expires_within
-            && !expires_within(token, window, now)
+        if let Some(by) = bounds.expires_by
+            && !token
+                .expiration_date
+                .is_some_and(|expiry| expiry > bounds.now && expiry <= by)
         {
             return false;
         }
         if let Some(expected) = m.expired
-            && is_expired(token, now) != expected
+            && is_expired(token, bounds.now) != expected
         {
             return false;
         }
@@ -218,18 +260,46 @@ pub struct Judgment {
     pub rules: Vec<usize>,
 }
 
-impl Policy {
-    /// Judges `token` at `now`. A token that no rule matches is kept.
-    pub fn judge(&self, token: &Token, now: DateTime<Utc>) -> Judgment {
+/// A policy ready to judge tokens at one instant, for runs that judge many.
+#[derive(Debug)]
+pub struct Judge<'a> {
+    policy: &'a Policy,
+    /// The bounds of each rule, in file order.
+    bounds: Vec<Bounds>,
+}
+
+impl Judge<'_> {
+    /// Judges `token`. A token that no rule matches is kept.
+    pub fn judge(&self, token: &Token) -> Judgment {
+        let last_possible_use = last_possible_use(token);
         let mut verdict = Action::Keep;
         let mut rules = Vec::new();
-        for (index, rule) in self.rules.iter().enumerate() {
-            if rule.matches(token, now) {
+        for (index, (rule, bounds)) in self.policy.rules.iter().zip(&self.bounds).enumerate() {
+            if rule.matches_within(token, last_possible_use, bounds) {
                 verdict = verdict.max(rule.action);
                 rules.push(index);
             }
         }
         Judgment { verdict, rules }
+    }
+}
+
+impl Policy {
+    /// Returns a judge of tokens at `now`.
+    pub fn at(&self, now: DateTime<Utc>) -> Judge<'_> {
+        Judge {
+            policy: self,
+            bounds: self
+                .rules
+                .iter()
+                .map(|rule| Bounds::of(&rule.matchers, now))
+                .collect(),
+        }
+    }
+
+    /// Judges `token` at `now`. A token that no rule matches is kept.
+    pub fn judge(&self, token: &Token, now: DateTime<Utc>) -> Judgment {
+        self.at(now).judge(token)
     }
 
     pub fn rule_names(&self, judgment: &Judgment) -> Vec<String> {

@@ -224,3 +224,70 @@ fn explanation_agrees_with_matching() {
         }
     }
 }
+
+#[test]
+fn judge_agrees_with_each_time_condition_at_its_bound() {
+    let now = at("2026-12-01T00:00:00Z");
+    let day = TimeDelta::days(1);
+    let policy = Policy {
+        rules: vec![
+            rule("unused", Action::Delete, unused(90)),
+            rule(
+                "old",
+                Action::Report,
+                Matchers {
+                    created_older_than: Some(day * 30),
+                    ..Matchers::default()
+                },
+            ),
+            rule(
+                "expiring",
+                Action::Report,
+                Matchers {
+                    expires_within: Some(day * 14),
+                    ..Matchers::default()
+                },
+            ),
+            rule(
+                "expired",
+                Action::Delete,
+                Matchers {
+                    expired: Some(true),
+                    ..Matchers::default()
+                },
+            ),
+        ],
+    };
+    // Each instant sits on a bound of one rule, a second before it or a second after it:
+    // 90 days before `now` less one day and the 12 h validity, 30 days before, `now`, and
+    // 14 days after.
+    let bounds = [
+        now - day * 91 - TimeDelta::hours(12),
+        now - day * 30,
+        now,
+        now + day * 14,
+    ];
+    let judge = policy.at(now);
+    let second = TimeDelta::seconds(1);
+    for bound in bounds {
+        for instant in [bound - second, bound, bound + second] {
+            let mut token = token(None);
+            token.last_used = Some(instant);
+            token.created = instant;
+            token.expiration_date = Some(instant);
+            let expected: Vec<usize> = policy
+                .rules
+                .iter()
+                .enumerate()
+                .filter(|(_, rule)| {
+                    explain_rule(rule, &token, now)
+                        .iter()
+                        .all(|condition| condition.matched)
+                })
+                .map(|(index, _)| index)
+                .collect();
+            assert_eq!(judge.judge(&token).rules, expected, "at {instant}");
+            assert_eq!(policy.judge(&token, now).rules, expected, "at {instant}");
+        }
+    }
+}
