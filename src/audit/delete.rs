@@ -9,6 +9,7 @@
 //! slow to answer. It starts at the caller's number and grows while the mean delete latency
 //! times the rate limit needs more requests in flight, up to the limit of one window.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -36,7 +37,7 @@ pub async fn delete_all(
     client: &Client,
     tokens: &[Token],
     order: &[usize],
-    rules: &[Vec<String>],
+    rules: &[Arc<[String]>],
     log: &mut AuditLog,
     run_id: &str,
     tenant: &str,
@@ -60,7 +61,7 @@ pub async fn delete_all(
                 run_id,
                 tenant,
                 token,
-                rules[index].clone(),
+                rules[index].to_vec(),
             );
             if let Err(error) = synced(|| log.append(intent, true)) {
                 tracing::error!(%error, token_id = %token.id, "cannot record the delete intent; no further token is deleted in this run");
@@ -124,7 +125,7 @@ pub async fn delete_all(
                 run_id,
                 tenant,
                 token,
-                rules[index].clone(),
+                rules[index].to_vec(),
             )
         };
         if let Err(error) = synced(|| log.append(record, true)) {

@@ -17,7 +17,8 @@ mod trail;
 pub use listing::is_unreachable;
 pub use recovery::Recovered;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -25,7 +26,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Tenant};
 use crate::isc::{Client, IscError, RequestStats, Token};
-use crate::policy::{Action, LAST_USED_GRANULARITY};
+use crate::policy::{Action, Judgment, LAST_USED_GRANULARITY, Policy};
 use crate::safety::{
     self, Assessment, Breaker, BreakerInputs, Context, Outcome, Protection, check_breakers,
 };
@@ -97,7 +98,9 @@ pub struct ExemptionNote {
 pub struct Decision {
     pub verdict: Action,
     pub outcome: Outcome,
-    pub rules: Vec<String>,
+    /// The names of the matching rules in file order, shared by the tokens that the same
+    /// rules match.
+    pub rules: Arc<[String]>,
     pub protections: Vec<Protection>,
     /// Boxed because few tokens have one, and a large tenant keeps a decision per token.
     pub exemption: Option<Box<ExemptionNote>>,
@@ -519,10 +522,7 @@ async fn run_tenant_in_span(
     );
 
     // Record first-flagged times before any delete, so a crash cannot lose them.
-    let rules: Vec<Vec<String>> = judgments
-        .iter()
-        .map(|judgment| config.policy.rule_names(judgment))
-        .collect();
+    let rules = shared_rule_names(&config.policy, &judgments);
     let flags = update_first_flagged(&mut state, &listed, &assessments, &stored_flags);
     let exemption_changes =
         trail::update_exemptions(&mut state, &listed, &assessments, &config.exemptions);
@@ -698,7 +698,7 @@ fn update_first_flagged(
 fn collect_results(
     config: &Config,
     tokens: Vec<Token>,
-    rules: Vec<Vec<String>>,
+    rules: Vec<Arc<[String]>>,
     assessments: Vec<Assessment>,
     errors: &mut BTreeMap<usize, String>,
 ) -> TokenResults {
@@ -733,6 +733,22 @@ fn collect_results(
         })
         .collect();
     TokenResults::new(tokens, decisions)
+}
+
+/// Names the rules of each judgment. Judgments by the same rules share one list: a run
+/// has a few combinations of rules and up to 100,000 tokens, and a list per token would
+/// be about two allocations per flagged token.
+fn shared_rule_names(policy: &Policy, judgments: &[Judgment]) -> Vec<Arc<[String]>> {
+    let mut lists: HashMap<&[usize], Arc<[String]>> = HashMap::new();
+    judgments
+        .iter()
+        .map(|judgment| {
+            let list = lists
+                .entry(&judgment.rules)
+                .or_insert_with(|| policy.rule_names(judgment).into());
+            Arc::clone(list)
+        })
+        .collect()
 }
 
 fn cutoffs(config: &Config, now: DateTime<Utc>) -> Vec<Cutoff> {
@@ -781,7 +797,7 @@ mod tests {
         let decision = Decision {
             verdict: Action::Delete,
             outcome,
-            rules: vec![format!("rule-{id}")],
+            rules: vec![format!("rule-{id}")].into(),
             protections: Vec::new(),
             exemption: None,
             first_flagged: None,
@@ -835,6 +851,30 @@ mod tests {
                 (Outcome::Deleted, 1)
             ]
         );
+    }
+
+    #[test]
+    fn judgments_by_the_same_rules_share_their_names() {
+        let policy = Policy {
+            rules: ["a", "b"]
+                .map(|name| crate::policy::Rule {
+                    name: name.to_owned(),
+                    action: Action::Delete,
+                    description: None,
+                    matchers: crate::policy::Matchers::default(),
+                })
+                .to_vec(),
+        };
+        let judgment = |rules: &[usize]| Judgment {
+            verdict: Action::Delete,
+            rules: rules.to_vec(),
+        };
+        let judgments = [judgment(&[0, 1]), judgment(&[]), judgment(&[1]), judgment(&[0, 1])];
+        let names = shared_rule_names(&policy, &judgments);
+        let lists: Vec<&[String]> = names.iter().map(|list| &list[..]).collect();
+        assert_eq!(lists, [&["a", "b"][..], &[], &["b"], &["a", "b"]]);
+        assert!(Arc::ptr_eq(&names[0], &names[3]));
+        assert!(!Arc::ptr_eq(&names[0], &names[2]));
     }
 
     #[test]

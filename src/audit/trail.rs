@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::listing::Listed;
 use super::{Run, Tally};
@@ -167,7 +168,7 @@ pub(super) fn record_token_changes(
     trail: &mut Trail,
     config: &Config,
     tokens: &[Token],
-    rules: &[Vec<String>],
+    rules: &[Arc<[String]>],
     assessments: &[Assessment],
     flags: &FlagChanges,
     exemption_changes: &[(usize, EventKind)],

@@ -56,7 +56,7 @@ fn result(token: Token, verdict: Action, outcome: Outcome) -> (Token, Decision) 
         grace_until: (outcome == Outcome::Grace).then(|| instant("2026-12-08T00:00:00Z")),
         verdict,
         outcome,
-        rules: Vec::new(),
+        rules: Vec::new().into(),
         protections: Vec::new(),
         exemption: None,
         first_flagged: None,

@@ -416,7 +416,7 @@ mod tests {
                 Decision {
                     verdict,
                     outcome,
-                    rules,
+                    rules: rules.into(),
                     protections,
                     exemption: exemption.map(|(selector, reason, until, expired)| {
                         Box::new(ExemptionNote { selector, reason, until, expired })

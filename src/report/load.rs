@@ -258,7 +258,7 @@ fn token_result(stored: StoredToken) -> Result<(Token, Decision), LoadError> {
     let decision = Decision {
         verdict,
         outcome,
-        rules: stored.rules,
+        rules: stored.rules.into(),
         protections,
         exemption: stored.exemption.map(|exemption| {
             Box::new(ExemptionNote {

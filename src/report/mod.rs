@@ -103,7 +103,7 @@ mod tests {
         let decision = crate::audit::Decision {
             verdict: Action::Report,
             outcome: crate::safety::Outcome::Reported,
-            rules: vec!["unused-90d".to_owned()],
+            rules: vec!["unused-90d".to_owned()].into(),
             protections: Vec::new(),
             exemption: None,
             first_flagged: None,
