@@ -869,7 +869,12 @@ mod tests {
             verdict: Action::Delete,
             rules: rules.to_vec(),
         };
-        let judgments = [judgment(&[0, 1]), judgment(&[]), judgment(&[1]), judgment(&[0, 1])];
+        let judgments = [
+            judgment(&[0, 1]),
+            judgment(&[]),
+            judgment(&[1]),
+            judgment(&[0, 1]),
+        ];
         let names = shared_rule_names(&policy, &judgments);
         let lists: Vec<&[String]> = names.iter().map(|list| &list[..]).collect();
         assert_eq!(lists, [&["a", "b"][..], &[], &["b"], &["a", "b"]]);

@@ -155,7 +155,7 @@ impl Rule {
     ) -> bool {
         let m = &self.matchers;
         if let Some(since) = bounds.unused_since
-            && !last_possible_use.is_some_and(|last| last < since)
+            && last_possible_use.is_none_or(|last| last >= since)
         {
             return false;
         }
