@@ -226,7 +226,7 @@ fn explanation_agrees_with_matching() {
 }
 
 #[test]
-fn judge_agrees_with_each_time_condition_at_its_bound() {
+fn judge_at_time_condition_bounds() {
     let now = at("2026-12-01T00:00:00Z");
     let day = TimeDelta::days(1);
     let policy = Policy {
