@@ -226,7 +226,7 @@ def targets_section(results):
             if not runs:
                 continue
             cpu, rss = median(runs, "cpu_s"), median(runs, "maxrss_mib")
-            lines.append(f"| {SCALE_TARGET_SIZE:,} tokens under {SCALE_TARGET_CPU_S} s CPU, {run_kind} | {fmt(cpu)} s | "
+            lines.append(f"| {SCALE_TARGET_SIZE:,} tokens under {SCALE_TARGET_CPU_S} s CPU, {run_kind} | {fmt(cpu, 3)} s | "
                          f"{'met' if cpu < SCALE_TARGET_CPU_S else 'not met'} |")
             lines.append(f"| {SCALE_TARGET_SIZE:,} tokens under {SCALE_TARGET_RSS_MIB} MiB peak, {run_kind} | "
                          f"{fmt(rss, 1)} MiB | {'met' if rss < SCALE_TARGET_RSS_MIB else 'not met'} |")
@@ -264,15 +264,24 @@ def targets_section(results):
             continue
         runs = entry["runs"]["patrol"]
         cpu = median(runs, "cpu_s")
+        later = entry["runs"].get("patrol_later")
+        later_cpu = median(later, "cpu_s") if later else None
         if cpu >= SCALE_TARGET_CPU_S:
+            if later_cpu is None or later_cpu >= SCALE_TARGET_CPU_S:
+                status = "The CPU target is open for first and later runs."
+            else:
+                later_max = max(run["cpu_s"] for run in later)
+                status = (f"The CPU target is open for first runs. Later runs meet it with a median "
+                          f"of {fmt(later_cpu, 3)} s")
+                status += (f", though not in every repetition (up to {fmt(later_max, 3)} s)."
+                           if later_max >= SCALE_TARGET_CPU_S else ".")
             # Measured by hand on the day of the last full run. patrol's parse of the three
             # listings is 69 ms for the full listing plus 88.5% of 39 ms for the summaries
             # (medians of `cargo bench --bench listing_parse`). The kernel's receiving of them
             # is 4.2% of the perf samples of a 0.34 s run.
             parse_s, receive_s = 0.10, 0.014
             lines += [
-                "The CPU target is open for first and later runs. A first dry run of 100,000 tokens "
-                "receives and parses "
+                status + " A first dry run of 100,000 tokens receives and parses "
                 "about 70 MB of JSON in three listings and writes and syncs a 60 MB JSON report "
                 "in the state directory. It copies that report to stdout and appends one audit "
                 "record per token flagged for deletion for the first time (about 35,000, 26 MB). "
@@ -472,9 +481,17 @@ def scale_section(results, plot):
             f"{fmt(median(peer, 'cpu_s') / size * 1e6, 1)} | {fmt(median(peer, 'maxrss_mib') * 1024 / size, 2)} |"
         )
         previous = (size, cpu, rss)
+    peak_spread = {
+        entry["size"]: max(run["maxrss_mib"] for run in entry["runs"]["patrol"])
+        - min(run["maxrss_mib"] for run in entry["runs"]["patrol"])
+        for entry in results.get("scale", [])
+    }
+    widest = max(peak_spread, key=peak_spread.get) if peak_spread else None
     lines += ["", "Per-token figures include the fixed cost of starting the process, which weighs most on "
-              "the small tenants' memory and on the peer's CPU. In this run the peaks of one size "
-              "stayed within about 1.5 MiB of each other. Measured by hand on an earlier day, three first runs of 100,000 tokens at "
+              "the small tenants' memory and on the peer's CPU. "
+              + (f"In this run the first-run peaks of one size stayed within {fmt(peak_spread[widest], 1)} MiB "
+                 f"of each other, the widest spread being that of {widest:,} tokens. " if widest else "")
+              + "Measured by hand on an earlier day, three first runs of 100,000 tokens at "
               "each of three lengths of the state directory's path peaked between 89 and 97 MiB, "
               "with no pattern by length. That was before the changes of the bullet \"Listings "
               "parsed as strings, fewer copies\" under [Changes](#changes-the-measurements-led-to). "
