@@ -465,15 +465,15 @@ fn is_tls_failure(err: &reqwest::Error) -> bool {
         if current.is::<rustls::Error>() {
             return true;
         }
-        // An I/O error's `source` skips the error it wraps, so look inside it as well.
-        let wraps_tls = current
+        // An I/O error's `source` skips the error it wraps, and the wrapped error can be
+        // another I/O error (the connector wraps the TLS stream's), so follow it instead.
+        source = match current
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .is_some_and(|inner| inner.is::<rustls::Error>());
-        if wraps_tls {
-            return true;
-        }
-        source = current.source();
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
     }
     false
 }

@@ -1125,3 +1125,34 @@ async fn localhost_url_reaches_loopback_server() {
     assert!(listing.tokens.is_empty());
     assert_eq!(server.count(LIST_PATH), 1);
 }
+
+#[tokio::test]
+async fn tls_handshake_failure_is_not_retried() {
+    // A plain HTTP server behind an https:// URL: the client's TLS handshake reads an HTTP
+    // reply, which no retry can change.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    let settings = ClientSettings::new(
+        &format!("https://127.0.0.1:{port}"),
+        ApiVersion::V3,
+        CLIENT_ID,
+        SecretString::from(SECRET),
+    );
+    let client = Client::new(settings).unwrap();
+
+    let error = client.list(ListFilter::All, None).await.unwrap_err();
+    assert!(matches!(error, IscError::Network { .. }), "{error}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "{error}");
+}
