@@ -874,22 +874,37 @@ async fn logs_never_contain_client_secret() {
     }
 }
 
-fn run_sim_expecting_failure(args: &[&str]) -> String {
+/// Runs `patrol sim` with `args`, checks that it fails with exit code `code` before
+/// printing a base URL, and returns its stderr.
+fn run_sim_expecting_failure(args: &[&str], code: i32) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_patrol"))
         .arg("sim")
         .args(args)
         .output()
         .expect("failed to run patrol");
-    assert!(!output.status.success(), "patrol sim {args:?} succeeded");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "patrol sim {args:?}: {stderr}"
+    );
     assert!(output.stdout.is_empty(), "printed a base URL");
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    stderr
 }
 
 #[test]
 fn non_loopback_listen_is_rejected() {
-    let stderr = run_sim_expecting_failure(&["--listen", "0.0.0.0:0"]);
+    let stderr = run_sim_expecting_failure(&["--listen", "0.0.0.0:0"], 64);
     assert!(stderr.contains("loopback"), "{stderr}");
     assert!(stderr.contains("0.0.0.0:0"), "{stderr}");
+}
+
+#[test]
+fn taken_listen_address_fails_with_internal_error() {
+    let occupant = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = occupant.local_addr().unwrap().to_string();
+    let stderr = run_sim_expecting_failure(&["--listen", &address], 70);
+    assert!(stderr.contains(&address), "{stderr}");
 }
 
 #[test]
@@ -899,17 +914,17 @@ fn invalid_tokens_file_is_named() {
     std::fs::write(&path, r#"[{"id":"a"},{"name":"no id"}]"#).unwrap();
     let path_text = path.to_str().unwrap();
 
-    let stderr = run_sim_expecting_failure(&["--tokens", path_text]);
+    let stderr = run_sim_expecting_failure(&["--tokens", path_text], 65);
     assert!(stderr.contains(path_text), "{stderr}");
     assert!(stderr.contains("element 1"), "{stderr}");
     assert!(stderr.contains("`id`"), "{stderr}");
 
     std::fs::write(&path, r#"{"id":"a"}"#).unwrap();
-    let stderr = run_sim_expecting_failure(&["--tokens", path_text]);
+    let stderr = run_sim_expecting_failure(&["--tokens", path_text], 65);
     assert!(stderr.contains("JSON array"), "{stderr}");
 
     let missing = directory.path().join("missing.json");
-    let stderr = run_sim_expecting_failure(&["--tokens", missing.to_str().unwrap()]);
+    let stderr = run_sim_expecting_failure(&["--tokens", missing.to_str().unwrap()], 66);
     assert!(stderr.contains("missing.json"), "{stderr}");
 }
 

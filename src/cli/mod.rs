@@ -113,7 +113,7 @@ pub fn main() -> ExitCode {
                 Ok(()) => exit::OK,
                 Err(error) => {
                     tracing::error!("{error:#}");
-                    exit::SOFTWARE
+                    sim::exit_code(&error)
                 }
             },
         }

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::sim::{self, ClientCredentials, Faults, SimConfig};
+use super::exit;
+use crate::sim::{self, ClientCredentials, Faults, SimConfig, SimError};
 
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
@@ -180,6 +181,18 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     handle.shutdown().await?;
     tracing::info!("simulated tenant stopped");
     Ok(())
+}
+
+/// The exit code of a failed `patrol sim`. Invalid settings from the command line give 64.
+/// A tokens file gives 65 when it is not a valid list of tokens and 66 when it cannot be
+/// read. A tenant that cannot listen, or whose server fails, gives 70.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<SimError>() {
+        Some(SimError::NotLoopback(_) | SimError::InvalidConfig(_)) => exit::USAGE,
+        Some(SimError::InvalidTokens { .. } | SimError::DuplicateTokenId(_)) => exit::DATA_ERROR,
+        Some(SimError::ReadTokens { .. }) => exit::NOT_FOUND,
+        Some(SimError::Bind { .. } | SimError::Serve(_)) | None => exit::SOFTWARE,
+    }
 }
 
 fn init_tracing() {
