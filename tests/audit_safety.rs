@@ -384,9 +384,27 @@ async fn explain_names_rules_protections_and_outcome() {
     assert!(text.contains("no match never-used-30d"), "{text}");
     assert!(text.contains("managed: yes"), "{text}");
     assert!(text.contains("outcome: protected"), "{text}");
+    assert!(!text.contains("a forecast"), "{text}");
     assert!(
         !workspace.state_dir().exists(),
         "--explain created the state directory"
+    );
+
+    let forecast = patrol(&[
+        "audit",
+        "--config",
+        policy.to_str().unwrap(),
+        "--as-of",
+        "2027-06-01",
+        "--explain",
+        "bbbb0000000000000000000000000011",
+    ])
+    .await;
+    assert_eq!(forecast.status.code(), Some(0), "{}", describe(&forecast));
+    let text = String::from_utf8_lossy(&forecast.stdout);
+    assert!(
+        text.contains("evaluated at 2027-06-01T00:00:00Z, a forecast: \"now\" and \"ago\""),
+        "{text}"
     );
 
     let missing = patrol(&[

@@ -107,7 +107,7 @@ pub async fn run(args: AuditArgs) -> u8 {
             Ok(run) => {
                 let mut out = stdout.lock();
                 if let Some(id) = &args.explain {
-                    let code = explain(&config, &run, id, &mut out);
+                    let code = explain(&config, &run, id, args.as_of.is_some(), &mut out);
                     if exit::severity(code) > exit::severity(worst) {
                         worst = code;
                     }
@@ -195,12 +195,12 @@ async fn audit_tenant(config: &Config, tenant: &Tenant, options: &RunOptions) ->
         })
 }
 
-fn explain(config: &Config, run: &Run, id: &str, out: &mut dyn Write) -> u8 {
+fn explain(config: &Config, run: &Run, id: &str, as_of_given: bool, out: &mut dyn Write) -> u8 {
     let Some(result) = run.tokens.iter().find(|result| result.token.id == id) else {
         tracing::error!(tenant = %run.tenant, "token {id} is not in the tenant's listing");
         return exit::NOT_FOUND;
     };
-    match crate::report::render_explanation(config, run, result, out) {
+    match crate::report::render_explanation(config, run, result, as_of_given, out) {
         Ok(()) => exit::OK,
         Err(error) => exit::output_error(&error, "the explanation"),
     }

@@ -10,11 +10,13 @@ use crate::policy::explain_rule;
 use super::{instant, printable, reason};
 
 /// Writes, for one token, each rule with whether it matched and why, the protections, the
-/// exemptions, the grace state and the outcome.
+/// exemptions, the grace state and the outcome. `as_of_given` is true when the run
+/// evaluates an instant given with `--as-of` instead of the present.
 pub fn render_explanation(
     config: &Config,
     run: &Run,
     result: TokenResult<'_>,
+    as_of_given: bool,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let token = &result.token;
@@ -57,7 +59,16 @@ pub fn render_explanation(
             .as_ref()
             .map_or("null".to_owned(), |scope| format!("[{}]", scope.join(", ")))
     )?;
-    writeln!(out, "evaluated at {}", instant(run.as_of))?;
+    if as_of_given {
+        // In the conditions below, "now" and "ago" refer to the instant they are evaluated at.
+        writeln!(
+            out,
+            "evaluated at {}, a forecast: \"now\" and \"ago\" below refer to this instant",
+            instant(run.as_of)
+        )?;
+    } else {
+        writeln!(out, "evaluated at {}", instant(run.as_of))?;
+    }
 
     writeln!(out)?;
     writeln!(out, "rules (strongest matching action wins):")?;
