@@ -836,7 +836,8 @@ mod tests {
         ];
         tokens[3].1.verdict = Action::Keep;
         let tally = Run::example(tokens).tally();
-        let verdicts = [Action::Keep, Action::Report, Action::Delete].map(|v| tally.verdict(v));
+        let verdicts =
+            [Action::Keep, Action::Report, Action::Delete].map(|verdict| tally.verdict(verdict));
         assert_eq!(verdicts, [1, 0, 3]);
         let outcomes: Vec<(Outcome, usize)> = Outcome::ALL
             .into_iter()

@@ -183,7 +183,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The exit code of a failed `patrol sim`. Invalid settings from the command line give 64.
+/// Returns the exit code of a failed `patrol sim`. Invalid settings from the command line give 64.
 /// A tokens file gives 65 when it is not a valid list of tokens and 66 when it cannot be
 /// read. A tenant that cannot listen, or whose server fails, gives 70.
 pub fn exit_code(error: &anyhow::Error) -> u8 {

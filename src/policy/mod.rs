@@ -144,8 +144,8 @@ impl Rule {
         )
     }
 
-    /// [`Rule::matches`] with the bounds of `now` computed, and the token's
-    /// [`last_possible_use`].
+    /// Returns whether every condition of the rule holds for `token`, as [`Rule::matches`]
+    /// does, given the rule's bounds at one instant and the token's [`last_possible_use`].
     fn matches_within(
         &self,
         token: &Token,

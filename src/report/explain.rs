@@ -60,7 +60,6 @@ pub fn render_explanation(
             .map_or("null".to_owned(), |scope| format!("[{}]", scope.join(", ")))
     )?;
     if as_of_given {
-        // In the conditions below, "now" and "ago" refer to the instant they are evaluated at.
         writeln!(
             out,
             "evaluated at {}, a forecast: \"now\" and \"ago\" below refer to this instant",

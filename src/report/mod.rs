@@ -65,6 +65,23 @@ pub(crate) fn no_flagged_tokens(run: &crate::audit::Run) -> &'static str {
     }
 }
 
+/// Formats the listed and verdict counts of a run, such as `25 tokens listed: 15 keep, 5
+/// report, 5 delete`.
+pub(crate) fn verdict_counts(run: &crate::audit::Run, tally: &crate::audit::Tally) -> String {
+    let noun = if run.listing.listed == 1 {
+        "token"
+    } else {
+        "tokens"
+    };
+    format!(
+        "{} {noun} listed: {} keep, {} report, {} delete",
+        run.listing.listed,
+        tally.verdict(crate::policy::Action::Keep),
+        tally.verdict(crate::policy::Action::Report),
+        tally.verdict(crate::policy::Action::Delete)
+    )
+}
+
 /// Lists the non-zero outcome counts of a run, such as `8 grace`, in the order of
 /// [`Outcome::ALL`], leaving out kept tokens.
 pub(crate) fn outcome_counts(tally: &crate::audit::Tally) -> Vec<String> {

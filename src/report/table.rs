@@ -103,19 +103,7 @@ pub fn render_table(run: &Run, out: &mut dyn Write) -> io::Result<()> {
 
     writeln!(out)?;
     let tally = run.tally();
-    writeln!(
-        out,
-        "{} {} listed: {} keep, {} report, {} delete",
-        run.listing.listed,
-        if run.listing.listed == 1 {
-            "token"
-        } else {
-            "tokens"
-        },
-        tally.verdict(Action::Keep),
-        tally.verdict(Action::Report),
-        tally.verdict(Action::Delete)
-    )?;
+    writeln!(out, "{}", super::verdict_counts(run, &tally))?;
     let outcomes = super::outcome_counts(&tally);
     if !outcomes.is_empty() {
         writeln!(out, "outcomes: {}", outcomes.join(", "))?;
