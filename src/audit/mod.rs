@@ -434,7 +434,12 @@ async fn run_tenant_in_span(
         client_id: &tenant.client_id,
         now,
     };
-    let mut judgments = Vec::with_capacity(listed.tokens.len());
+    let mut rule_names = RuleNames::new(&config.policy);
+    let mut rules = Vec::with_capacity(listed.tokens.len());
+    let mut judgment = Judgment {
+        verdict: Action::Keep,
+        rules: Vec::new(),
+    };
     let mut assessments = Vec::with_capacity(listed.tokens.len());
     // The stored times are indexed by hash and looked up once per token, because each
     // search of the ordered map compares whole ids about fifteen times in a large state.
@@ -450,7 +455,7 @@ async fn run_tenant_in_span(
     let real_now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or(now);
     let judge = config.policy.at(now);
     for token in &listed.tokens {
-        let judgment = judge.judge(token);
+        judge.judge_into(token, &mut judgment);
         let mut first_flagged = stored_times.get(token.id.as_str()).copied();
         stored_flags.push(first_flagged.is_some());
         // A forecast assumes a run at least daily from today on: a token that starts
@@ -466,8 +471,9 @@ async fn run_tenant_in_span(
                 .map(|since| since.max(real_now));
         }
         assessments.push(safety::assess(token, &judgment, first_flagged, &context));
-        judgments.push(judgment);
+        rules.push(rule_names.of(&judgment.rules));
     }
+    drop(rule_names);
     // A stored time after this run's instant counts as this run's, so such a token's grace
     // period starts anew. Forecasts evaluate other instants, where later times are normal.
     let future_flags = stored_times.values().filter(|first| **first > now).count();
@@ -522,7 +528,6 @@ async fn run_tenant_in_span(
     );
 
     // Record first-flagged times before any delete, so a crash cannot lose them.
-    let rules = shared_rule_names(&config.policy, &judgments);
     let flags = update_first_flagged(&mut state, &listed, &assessments, &stored_flags);
     let exemption_changes =
         trail::update_exemptions(&mut state, &listed, &assessments, &config.exemptions);
@@ -573,7 +578,6 @@ async fn run_tenant_in_span(
 
     // The state was saved above; its map of first-flagged times is not needed any more.
     drop(std::mem::take(&mut state.first_flagged));
-    drop(judgments);
     let tokens = collect_results(
         config,
         std::mem::take(&mut listed.tokens),
@@ -658,7 +662,8 @@ fn update_first_flagged(
     let mut changes = FlagChanges::default();
     // The map is built at once from the gathered entries, because inserting tens of
     // thousands of ids in listing order moved the map's node contents on every insert.
-    let mut flagged = Vec::new();
+    // Room for every listed token: pages no entry reaches are never touched.
+    let mut flagged = Vec::with_capacity(listed.tokens.len());
     for (index, ((token, assessment), &stored)) in listed
         .tokens
         .iter()
@@ -735,20 +740,34 @@ fn collect_results(
     TokenResults::new(tokens, decisions)
 }
 
-/// Names the rules of each judgment. Judgments by the same rules share one list: a run
-/// has a few combinations of rules and up to 100,000 tokens, and a list per token would
-/// be about two allocations per flagged token.
-fn shared_rule_names(policy: &Policy, judgments: &[Judgment]) -> Vec<Arc<[String]>> {
-    let mut lists: HashMap<&[usize], Arc<[String]>> = HashMap::new();
-    judgments
-        .iter()
-        .map(|judgment| {
-            let list = lists
-                .entry(&judgment.rules)
-                .or_insert_with(|| policy.rule_names(judgment).into());
-            Arc::clone(list)
-        })
-        .collect()
+/// The names of the rules of each combination of rules that matched a token, made once
+/// per combination and shared by every token that combination matched. Without it, each
+/// flagged token would hold its own list, about two allocations per token.
+struct RuleNames<'a> {
+    policy: &'a Policy,
+    lists: HashMap<Vec<usize>, Arc<[String]>>,
+}
+
+impl<'a> RuleNames<'a> {
+    fn new(policy: &'a Policy) -> Self {
+        RuleNames {
+            policy,
+            lists: HashMap::new(),
+        }
+    }
+
+    /// Returns the names of the rules at `indexes`, in their order.
+    fn of(&mut self, indexes: &[usize]) -> Arc<[String]> {
+        if let Some(list) = self.lists.get(indexes) {
+            return Arc::clone(list);
+        }
+        let names: Arc<[String]> = indexes
+            .iter()
+            .map(|index| self.policy.rules[*index].name.clone())
+            .collect();
+        self.lists.insert(indexes.to_vec(), Arc::clone(&names));
+        names
+    }
 }
 
 fn cutoffs(config: &Config, now: DateTime<Utc>) -> Vec<Cutoff> {
@@ -866,17 +885,11 @@ mod tests {
                 })
                 .to_vec(),
         };
-        let judgment = |rules: &[usize]| Judgment {
-            verdict: Action::Delete,
-            rules: rules.to_vec(),
-        };
-        let judgments = [
-            judgment(&[0, 1]),
-            judgment(&[]),
-            judgment(&[1]),
-            judgment(&[0, 1]),
-        ];
-        let names = shared_rule_names(&policy, &judgments);
+        let mut rule_names = RuleNames::new(&policy);
+        let names: Vec<Arc<[String]>> = [&[0, 1][..], &[], &[1], &[0, 1]]
+            .into_iter()
+            .map(|indexes| rule_names.of(indexes))
+            .collect();
         let lists: Vec<&[String]> = names.iter().map(|list| &list[..]).collect();
         assert_eq!(lists, [&["a", "b"][..], &[], &["b"], &["a", "b"]]);
         assert!(Arc::ptr_eq(&names[0], &names[3]));

@@ -38,6 +38,9 @@ const TOKEN_KEYS: &[&str] = &[
 /// Members of a token's owner, in the order the API sends them.
 const OWNER_KEYS: &[&str] = &["type", "id", "name"];
 
+/// Strings of a list gathered without a heap allocation; a token has a few scopes.
+const SHORT_LIST: usize = 8;
+
 /// Length of a timestamp in the API's form, `"YYYY-MM-DDTHH:MM:SS.sssZ"` with its quotes.
 const API_TIMESTAMP_LENGTH: usize = 26;
 
@@ -268,14 +271,29 @@ impl<'a> Cursor<'a> {
         self.string()
     }
 
-    /// Reads an array of strings into a vector without spare capacity.
+    /// Reads an array of strings into a vector without spare capacity. The strings are
+    /// gathered as borrowed slices first, so the vector is allocated once at its length,
+    /// not grown and shrunk: a large tenant reads one list per token.
     fn string_list(&mut self) -> Option<Vec<String>> {
-        let mut list = Vec::new();
+        let mut gathered = [""; SHORT_LIST];
+        let mut count = 0;
+        let mut longer = Vec::new();
         self.array(|cursor| {
-            list.push(cursor.string()?.to_owned());
+            let text = cursor.string()?;
+            match gathered.get_mut(count) {
+                Some(slot) => *slot = text,
+                None => longer.push(text),
+            }
+            count += 1;
             Some(())
         })?;
-        list.shrink_to_fit();
+        let mut list = Vec::with_capacity(count);
+        list.extend(
+            gathered[..count.min(SHORT_LIST)]
+                .iter()
+                .map(|text| (*text).to_owned()),
+        );
+        list.extend(longer.into_iter().map(str::to_owned));
         Some(list)
     }
 

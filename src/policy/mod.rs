@@ -270,16 +270,26 @@ pub struct Judge<'a> {
 impl Judge<'_> {
     /// Judges `token`. A token that no rule matches is kept.
     pub fn judge(&self, token: &Token) -> Judgment {
+        let mut judgment = Judgment {
+            verdict: Action::Keep,
+            rules: Vec::new(),
+        };
+        self.judge_into(token, &mut judgment);
+        judgment
+    }
+
+    /// Judges `token` into `judgment`, replacing what it held. A run that judges many
+    /// tokens reuses one judgment, so its list of rules is allocated once.
+    pub fn judge_into(&self, token: &Token, judgment: &mut Judgment) {
         let last_possible_use = last_possible_use(token);
-        let mut verdict = Action::Keep;
-        let mut rules = Vec::new();
+        judgment.verdict = Action::Keep;
+        judgment.rules.clear();
         for (index, (rule, bounds)) in self.policy.rules.iter().zip(&self.bounds).enumerate() {
             if rule.matches_within(token, last_possible_use, bounds) {
-                verdict = verdict.max(rule.action);
-                rules.push(index);
+                judgment.verdict = judgment.verdict.max(rule.action);
+                judgment.rules.push(index);
             }
         }
-        Judgment { verdict, rules }
     }
 }
 
@@ -299,14 +309,6 @@ impl Policy {
     /// Judges `token` at `now`. A token that no rule matches is kept.
     pub fn judge(&self, token: &Token, now: DateTime<Utc>) -> Judgment {
         self.at(now).judge(token)
-    }
-
-    pub fn rule_names(&self, judgment: &Judgment) -> Vec<String> {
-        judgment
-            .rules
-            .iter()
-            .map(|index| self.rules[*index].name.clone())
-            .collect()
     }
 
     /// The earliest instant from which some `delete` rule matched `token` without a break

@@ -50,6 +50,22 @@ fn api_form_is_read_fast_and_alike() {
 }
 
 #[test]
+fn scope_lists_of_any_length_keep_their_order_without_spare_capacity() {
+    for count in [0, 1, SHORT_LIST, SHORT_LIST + 1, 3 * SHORT_LIST] {
+        let scopes: Vec<String> = (0..count).map(|n| format!("scope:{n}")).collect();
+        let text = API_TOKEN.replacen(
+            r#"["sp:scopes:default","idn:sources:read"]"#,
+            &serde_json::to_string(&scopes).unwrap(),
+            1,
+        );
+        assert!(agrees::<Token>(&text), "{text}");
+        let scope = Token::read_fast(&text).unwrap().0.scope.unwrap();
+        assert_eq!(scope, scopes);
+        assert_eq!(scope.capacity(), count);
+    }
+}
+
+#[test]
 fn length_ends_at_the_closing_brace() {
     let text = format!("{API_TOKEN} ,{API_TOKEN}");
     assert_eq!(Token::read_fast(&text).unwrap().1, API_TOKEN.len());
