@@ -76,49 +76,41 @@ pub fn main() -> ExitCode {
     }
     let (level, format) = log_settings(&cli.command);
     logging::init(cli.log_format.or(format).unwrap_or(LogFormat::Auto), &level);
-    // Commands that only read files run without the async runtime.
-    let file_only = match &cli.command {
-        Command::CheckConfig(args) => Some(check_config::run(args, &mut std::io::stdout().lock())),
-        Command::History(args) => Some(history::run(args, &mut std::io::stdout().lock())),
-        Command::Report(args) => Some(report::run(args, &mut std::io::stdout().lock())),
-        Command::VerifyLog(args) => Some(verify_log::run(args, &mut std::io::stdout().lock())),
-        _ => None,
-    };
-    if let Some(code) = file_only {
-        return ExitCode::from(code);
-    }
-
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
-            return ExitCode::from(exit::SOFTWARE);
-        }
-    };
-    let code = runtime.block_on(async {
-        match cli.command {
-            Command::Audit(args) => audit::run(args).await,
-            Command::Demo(args) => demo::run(args).await,
-            Command::CheckConfig(_)
-            | Command::History(_)
-            | Command::Report(_)
-            | Command::VerifyLog(_) => {
-                unreachable!("file-only commands run before the runtime starts")
-            }
-            Command::Run(_) => unreachable!("run starts its own runtime"),
-            Command::Sim(args) => match sim::run(args).await {
+    // Commands that only read files run without the async runtime, and an audit starts
+    // the runtime its runs need once it has read the policy.
+    let code = match cli.command {
+        Command::Audit(args) => audit::run(args),
+        Command::CheckConfig(args) => check_config::run(&args, &mut std::io::stdout().lock()),
+        Command::History(args) => history::run(&args, &mut std::io::stdout().lock()),
+        Command::Report(args) => report::run(&args, &mut std::io::stdout().lock()),
+        Command::VerifyLog(args) => verify_log::run(&args, &mut std::io::stdout().lock()),
+        Command::Demo(args) => on_runtime(demo::run(args)),
+        Command::Sim(args) => on_runtime(async {
+            match sim::run(args).await {
                 Ok(()) => exit::OK,
                 Err(error) => {
                     tracing::error!("{error:#}");
                     sim::exit_code(&error)
                 }
-            },
-        }
-    });
+            }
+        }),
+        Command::Run(_) => unreachable!("run starts its own runtime"),
+    };
     ExitCode::from(code)
+}
+
+/// Runs `command` to its end on a multi-threaded runtime and returns its exit code.
+fn on_runtime(command: impl std::future::Future<Output = u8>) -> u8 {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(command),
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            exit::SOFTWARE
+        }
+    }
 }
 
 /// Reads `[log] level` and `format` from the policy file a command names, before the file
