@@ -57,7 +57,7 @@ fn result(token: Token, verdict: Action, outcome: Outcome) -> (Token, Decision) 
         verdict,
         outcome,
         rules: Vec::new().into(),
-        protections: Vec::new(),
+        protections: Box::default(),
         exemption: None,
         first_flagged: None,
         error: None,

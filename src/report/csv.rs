@@ -84,7 +84,7 @@ fn write_rows(run: &Run, out: &mut dyn Write) -> io::Result<()> {
             result.first_flagged.map(instant).unwrap_or_default(),
             result.grace_until.map(instant).unwrap_or_default(),
             exemption.unwrap_or_default(),
-            result.error.clone().unwrap_or_default(),
+            result.error.as_deref().unwrap_or_default().to_owned(),
             reason(run, result),
         ];
         write_row(out, row.into_iter())?;

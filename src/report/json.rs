@@ -417,13 +417,13 @@ mod tests {
                     verdict,
                     outcome,
                     rules: rules.into(),
-                    protections,
+                    protections: protections.into(),
                     exemption: exemption.map(|(selector, reason, until, expired)| {
                         Box::new(ExemptionNote { selector, reason, until, expired })
                     }),
                     first_flagged,
                     grace_until,
-                    error,
+                    error: error.map(String::into_boxed_str),
                 },
             )
         }

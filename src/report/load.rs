@@ -238,7 +238,7 @@ fn token_result(stored: StoredToken) -> Result<(Token, Decision), LoadError> {
                 value: name.clone(),
             }),
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Box<[_]>, _>>()?;
 
     let token = Token {
         id: stored.id,
@@ -270,7 +270,7 @@ fn token_result(stored: StoredToken) -> Result<(Token, Decision), LoadError> {
         }),
         first_flagged: stored.first_flagged,
         grace_until: stored.grace_until,
-        error: stored.error,
+        error: stored.error.map(String::into_boxed_str),
     };
     Ok((token, decision))
 }

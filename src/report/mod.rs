@@ -121,7 +121,7 @@ mod tests {
             verdict: Action::Report,
             outcome: crate::safety::Outcome::Reported,
             rules: vec!["unused-90d".to_owned()].into(),
-            protections: Vec::new(),
+            protections: Box::default(),
             exemption: None,
             first_flagged: None,
             grace_until: None,
