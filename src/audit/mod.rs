@@ -110,8 +110,8 @@ pub struct Decision {
     pub error: Option<Box<str>>,
 }
 
-// A run's decisions are made in the memory of its assessments (see `collect_results`),
-// which needs a decision to take no more room than an assessment.
+// Each decision of a run takes the memory of its assessment (see `collect_results`), so
+// a decision may take no more room than an assessment.
 const _: () = assert!(size_of::<Decision>() <= size_of::<Assessment>());
 
 /// One token of a run and the decision on it. It dereferences to the decision, so
@@ -711,9 +711,9 @@ fn collect_results(
     assessments: Vec<Assessment>,
     errors: &mut BTreeMap<usize, String>,
 ) -> TokenResults {
-    // Collected from the assessments alone, each decision takes the place of its
-    // assessment: the standard library reuses the vector's memory when the new elements
-    // fit, so 100,000 decisions need no fresh pages (about 9 MB).
+    // Each decision takes the place of its assessment. Collecting from the assessments
+    // alone lets the standard library reuse their vector, an optimization it applies when
+    // the new elements fit, so 100,000 decisions need no fresh pages (about 9 MB).
     let decisions = assessments
         .into_iter()
         .enumerate()

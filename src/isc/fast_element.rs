@@ -38,7 +38,7 @@ const TOKEN_KEYS: &[&str] = &[
 /// Members of a token's owner, in the order the API sends them.
 const OWNER_KEYS: &[&str] = &["type", "id", "name"];
 
-/// Strings of a list gathered without a heap allocation; a token has a few scopes.
+/// Number of a list's strings gathered on the stack. A token has a few scopes.
 const SHORT_LIST: usize = 8;
 
 /// Length of a timestamp in the API's form, `"YYYY-MM-DDTHH:MM:SS.sssZ"` with its quotes.
@@ -272,8 +272,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads an array of strings into a vector without spare capacity. The strings are
-    /// gathered as borrowed slices first, so the vector is allocated once at its length,
-    /// not grown and shrunk: a large tenant reads one list per token.
+    /// gathered as borrowed slices first, so the vector is allocated once, at its length.
     fn string_list(&mut self) -> Option<Vec<String>> {
         let mut gathered = [""; SHORT_LIST];
         let mut count = 0;
