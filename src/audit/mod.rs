@@ -477,7 +477,6 @@ async fn run_tenant_in_span(
         assessments.push(safety::assess(token, &judgment, first_flagged, &context));
         rules.push(rule_names.of(&judgment.rules));
     }
-    drop(rule_names);
     // A stored time after this run's instant counts as this run's, so such a token's grace
     // period starts anew. Forecasts evaluate other instants, where later times are normal.
     let future_flags = stored_times.values().filter(|first| **first > now).count();

@@ -114,19 +114,19 @@ fn unmatched_token_is_kept() {
 }
 
 #[test]
-fn a_reused_judgment_holds_only_the_last_token() {
+fn judge_into_replaces_earlier_judgment() {
     let policy = Policy {
         rules: vec![rule("delete-90", Action::Delete, unused(90))],
     };
     let judge = policy.at(at("2026-12-01T00:00:00Z"));
     let mut judgment = judge.judge(&token(Some("2026-01-01T00:00:00Z")));
-    assert_eq!(
-        (judgment.verdict, judgment.rules.clone()),
-        (Action::Delete, vec![0])
-    );
+    assert_eq!(judgment.verdict, Action::Delete);
+    assert_eq!(judgment.rules, vec![0]);
+
     judge.judge_into(&token(Some("2026-11-30T00:00:00Z")), &mut judgment);
     assert_eq!(judgment, judge.judge(&token(Some("2026-11-30T00:00:00Z"))));
-    assert_eq!((judgment.verdict, judgment.rules.len()), (Action::Keep, 0));
+    assert_eq!(judgment.verdict, Action::Keep);
+    assert!(judgment.rules.is_empty());
 }
 
 #[test]

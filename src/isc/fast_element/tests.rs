@@ -50,7 +50,7 @@ fn api_form_is_read_fast_and_alike() {
 }
 
 #[test]
-fn scope_lists_of_any_length_keep_their_order_without_spare_capacity() {
+fn string_list_exact_at_any_length() {
     for count in [0, 1, SHORT_LIST, SHORT_LIST + 1, 3 * SHORT_LIST] {
         let scopes: Vec<String> = (0..count).map(|n| format!("scope:{n}")).collect();
         let text = API_TOKEN.replacen(
